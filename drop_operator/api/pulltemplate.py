@@ -1,0 +1,36 @@
+"""The pull settings a CachedImageSet hands down to each CachedImage it creates.
+
+Both kinds share this model so that "bring the child back to the set's template" is a plain
+comparison of the same fields, and a field added here reaches both CRDs at once.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from drop_operator.api.meta import KubeModel, LocalObjectReference, Toleration
+
+__all__ = ["ImagePullPolicy", "PullTemplate"]
+
+ImagePullPolicy = Literal["Always", "IfNotPresent"]
+
+
+class PullTemplate(KubeModel):
+    """Where and how an image is pulled onto nodes."""
+
+    image_pull_policy: ImagePullPolicy = "IfNotPresent"
+    """``IfNotPresent`` only fetches what a node lacks; ``Always`` re-checks the registry on every pull."""
+    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list, max_length=16)
+    """Secrets in the operator's namespace used by pull pods."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Only nodes with all these labels are targeted."""
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=64)
+    """Taints of target nodes that pull pods tolerate (NoSchedule/NoExecute taints exclude a node otherwise)."""
+    pull_policy_ref: LocalObjectReference | None = None
+    """PullPolicy that paces the pulls; without one the documented defaults apply."""
+
+    def template(self) -> PullTemplate:
+        """Just the inherited fields, e.g. to compare a child against its set."""
+        return PullTemplate.model_validate(self.model_dump(include=set(PullTemplate.model_fields)))
