@@ -1,0 +1,18 @@
+"""Reconcilers, one module each; they meet only through object status in the API server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drop_operator.controllers.settings import OperatorSettings
+    from drop_operator.runtime import Manager
+
+
+def register_controllers(manager: Manager, settings: OperatorSettings) -> None:
+    """Create the operator's informers and controllers on ``manager``.
+
+    ``drop-operator run`` calls this once before ``Manager.run()``; each reconciler module adds its
+    own controller here (informers are shared through ``manager.informer``), so the CLI does not need
+    to know which reconcilers exist.
+    """
