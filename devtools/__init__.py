@@ -1,0 +1,1 @@
+"""Developer tooling (not shipped): tool paths, the local control plane, demo helpers."""

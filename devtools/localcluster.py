@@ -1,0 +1,492 @@
+"""A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager, kwok.
+
+The tests, the e2e suite and the demo all start the same binaries the same way through this module,
+so what passes in a test is what a person gets from ``task cluster:up``. Every process is started by
+us, tracked by PID and stopped by PID; nothing binds outside loopback.
+
+Run ``python -m devtools.localcluster up|down|status [--dir DIR]`` for a long-lived cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from devtools.tools import REPO_ROOT, ToolMissingError, go_tool
+
+ADMIN_TOKEN = "drop-admin-token"
+DEFAULT_DIR = REPO_ROOT / ".local" / "cluster"
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+def kubectl_binary() -> Path:
+    """The kubectl built with the control plane (same version), else the one on PATH."""
+    try:
+        return go_tool("kubernetes", "kubectl")
+    except ToolMissingError:
+        found = shutil.which("kubectl")
+        if not found:
+            raise
+        return Path(found)
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll ``check`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class Process:
+    """One server process we started: its name, PID and log file."""
+
+    name: str
+    args: list[str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                self.args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid = self.popen.pid
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return self.pid is not None and _pid_alive(self.pid)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; only ever our own PID."""
+        if self.pid is None or not self.alive():
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            wait_until(lambda: not self.alive(), timeout, f"{self.name} to exit", interval=0.05)
+        except TimeoutError:
+            os.kill(self.pid, signal.SIGKILL)
+            wait_until(lambda: not self.alive(), 5, f"{self.name} to die", interval=0.05)
+        if self.popen is not None:
+            self.popen.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of someone else still answers kill(0); look at its state.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _write_pki(pki: Path) -> None:
+    """A CA, a serving certificate for 127.0.0.1/localhost, and the service-account key pair."""
+    pki.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def key() -> rsa.RSAPrivateKey:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def pem_key(k: rsa.RSAPrivateKey) -> bytes:
+        return k.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+
+    ca_key = key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "drop-local-ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    srv_key = key()
+    srv = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .issuer_name(ca_name)
+        .public_key(srv_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    sa_key = key()
+    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (pki / "ca.key").write_bytes(pem_key(ca_key))
+    (pki / "apiserver.crt").write_bytes(srv.public_bytes(serialization.Encoding.PEM))
+    (pki / "apiserver.key").write_bytes(pem_key(srv_key))
+    (pki / "sa.key").write_bytes(pem_key(sa_key))
+    (pki / "sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+@dataclass
+class LocalCluster:
+    """etcd + kube-apiserver (+ kube-controller-manager, + kwok on demand) under one directory."""
+
+    workdir: Path
+    with_controller_manager: bool = True
+    etcd_port: int = field(default_factory=free_port)
+    etcd_peer_port: int = field(default_factory=free_port)
+    apiserver_port: int = field(default_factory=free_port)
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def token(self) -> str:
+        return ADMIN_TOKEN
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "pki" / "ca.crt"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self, timeout: float = 90.0) -> None:
+        """Start etcd and kube-apiserver (and the controller manager); return when /readyz is ok."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not (self.workdir / "pki" / "sa.key").exists():
+            _write_pki(self.workdir / "pki")
+        (self.workdir / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,uid-admin,"system:masters"\n')
+        self._write_kubeconfig()
+        self._start_etcd(timeout)
+        self.start_apiserver(timeout)
+        if self.with_controller_manager:
+            self._start_controller_manager()
+
+    def stop(self) -> None:
+        """Stop everything we started, newest first."""
+        for name in reversed(list(self.processes)):
+            self.processes[name].stop()
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- etcd ------------------------------------------------------------------------------------
+    def _start_etcd(self, timeout: float) -> None:
+        data = self.workdir / "etcd"
+        client = f"http://127.0.0.1:{self.etcd_port}"
+        peer = f"http://127.0.0.1:{self.etcd_peer_port}"
+        proc = Process(
+            "etcd",
+            [
+                str(go_tool("etcd")),
+                f"--data-dir={data}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=default={peer}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+            self.workdir / "logs" / "etcd.log",
+        )
+        self.processes["etcd"] = proc
+        proc.start()
+        self._wait_http(proc, f"{client}/health", timeout, lambda body: b'"health":"true"' in body)
+
+    # -- kube-apiserver --------------------------------------------------------------------------
+    def _apiserver_args(self) -> list[str]:
+        pki = self.workdir / "pki"
+        return [
+            str(go_tool("kubernetes", "kube-apiserver")),
+            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            f"--cert-dir={pki}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--secure-port={self.apiserver_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            "--disable-admission-plugins=ServiceAccount",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={self.url}/",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--token-auth-file={self.workdir / 'tokens.csv'}",
+            "--enable-priority-and-fairness=false",
+            "--watch-cache=true",
+            "--v=0",
+        ]
+
+    def start_apiserver(self, timeout: float = 90.0) -> None:
+        proc = Process("kube-apiserver", self._apiserver_args(), self.workdir / "logs" / "kube-apiserver.log")
+        self.processes["kube-apiserver"] = proc
+        proc.start()
+        self._wait_http(proc, f"{self.url}/readyz", timeout, lambda body: body.strip() == b"ok")
+
+    def stop_apiserver(self) -> None:
+        self.processes["kube-apiserver"].stop()
+
+    def restart_apiserver(self, down_seconds: float = 0.0, timeout: float = 90.0) -> None:
+        """Stop kube-apiserver, stay down ``down_seconds``, start it again on the same port."""
+        self.stop_apiserver()
+        if down_seconds > 0:
+            time.sleep(down_seconds)  # the outage itself is what is being simulated
+        self.start_apiserver(timeout)
+
+    # -- kube-controller-manager (garbage collection, namespaces) -----------------------------
+    def _start_controller_manager(self) -> None:
+        proc = Process(
+            "kube-controller-manager",
+            [
+                str(go_tool("kubernetes", "kube-controller-manager")),
+                f"--kubeconfig={self.kubeconfig}",
+                "--controllers=garbagecollector,namespace",
+                "--leader-elect=false",
+                "--use-service-account-credentials=false",
+                "--secure-port=0",
+                "--concurrent-gc-syncs=5",
+                "--v=0",
+            ],
+            self.workdir / "logs" / "kube-controller-manager.log",
+        )
+        self.processes["kube-controller-manager"] = proc
+        proc.start()
+
+    # -- kwok (simulated nodes and pod lifecycle) --------------------------------------------
+    def start_kwok(self, stages: Sequence[Path] = ()) -> None:
+        """Run kwok out of cluster for Nodes annotated ``kwok.x-k8s.io/node: fake``.
+
+        ``stages`` are kwok Stage YAML files that replace kwok's default lifecycle (for example,
+        to make pull pods succeed or fail deterministically).
+        """
+        if "kwok" in self.processes and self.processes["kwok"].alive():
+            return
+        args = [
+            str(go_tool("kwok")),
+            f"--kubeconfig={self.kubeconfig}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+            "--cidr=10.0.0.0/24",
+            "--node-ip=10.0.0.1",
+            "--node-lease-duration-seconds=40",
+        ]
+        if stages:
+            config = self.workdir / "kwok-config.yaml"
+            config.write_text("\n---\n".join(Path(s).read_text().strip() for s in stages) + "\n")
+            args.append(f"--config={config}")
+        proc = Process("kwok", args, self.workdir / "logs" / "kwok.log")
+        self.processes["kwok"] = proc
+        proc.start()
+        if not proc.alive():
+            raise RuntimeError(f"kwok exited at start:\n{proc.log_tail()}")
+
+    def stop_kwok(self) -> None:
+        if "kwok" in self.processes:
+            self.processes["kwok"].stop()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this cluster."""
+        return subprocess.run(
+            [str(kubectl_binary()), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+    def _write_kubeconfig(self) -> None:
+        ca = base64.b64encode((self.workdir / "pki" / "ca.crt").read_bytes()).decode()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "drop-local", "cluster": {"server": self.url, "certificate-authority-data": ca}}
+            ],
+            "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
+            "contexts": [{"name": "drop-local", "context": {"cluster": "drop-local", "user": "admin"}}],
+            "current-context": "drop-local",
+        }
+        self.kubeconfig.write_text(json.dumps(config, indent=2))
+        self.kubeconfig.chmod(0o600)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def _wait_http(self, proc: Process, url: str, timeout: float, ok: Callable[[bytes], bool]) -> None:
+        def ready() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited during start-up:\n{proc.log_tail()}")
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            try:
+                ctx = self._ssl_context() if url.startswith("https") else None
+                with urllib.request.urlopen(request, timeout=2, context=ctx) as response:
+                    return bool(ok(response.read()))
+            except (urllib.error.URLError, OSError):
+                return False
+
+        try:
+            wait_until(ready, timeout, f"{proc.name} at {url}", interval=0.2)
+        except TimeoutError as err:
+            raise TimeoutError(f"{err}\n--- {proc.name} log ---\n{proc.log_tail()}") from None
+
+    # -- detached mode for people (task cluster:up / cluster:down) ----------------------------
+    def save_state(self) -> None:
+        state = {
+            "etcd_port": self.etcd_port,
+            "etcd_peer_port": self.etcd_peer_port,
+            "apiserver_port": self.apiserver_port,
+            "pids": {name: p.pid for name, p in self.processes.items()},
+        }
+        (self.workdir / "state.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load_state(cls, workdir: Path) -> LocalCluster | None:
+        path = workdir / "state.json"
+        if not path.exists():
+            return None
+        state = json.loads(path.read_text())
+        cluster = cls(
+            workdir,
+            etcd_port=state["etcd_port"],
+            etcd_peer_port=state["etcd_peer_port"],
+            apiserver_port=state["apiserver_port"],
+        )
+        for name, pid in state["pids"].items():
+            cluster.processes[name] = Process(name, [], workdir / "logs" / f"{name}.log", pid=pid)
+        return cluster
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.localcluster", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help="state directory (default: .local/cluster)"
+    )
+    parser.add_argument("--kwok", action="store_true", help="also run kwok for simulated nodes")
+    parser.add_argument("--stages", type=Path, action="append", default=[], help="kwok Stage YAML files")
+    args = parser.parse_args(argv)
+    workdir: Path = args.dir.resolve()
+
+    existing = LocalCluster.load_state(workdir)
+    if args.command == "status":
+        if existing is None:
+            print("no local cluster")
+            return 1
+        for name, proc in existing.processes.items():
+            print(f"{name:<26} pid {proc.pid:<8} {'running' if proc.alive() else 'stopped'}")
+        print(f"export KUBECONFIG={existing.kubeconfig}")
+        return 0
+    if args.command == "down":
+        if existing is not None:
+            existing.stop()
+            (workdir / "state.json").unlink()
+        print("local cluster stopped")
+        return 0
+
+    if existing is not None and all(p.alive() for p in existing.processes.values()):
+        print(f"local cluster already running\nexport KUBECONFIG={existing.kubeconfig}")
+        return 0
+    if existing is not None:
+        existing.stop()
+    cluster = LocalCluster(workdir)
+    started = time.monotonic()
+    try:
+        cluster.start()
+        if args.kwok:
+            cluster.start_kwok(args.stages)
+    except BaseException:
+        cluster.stop()
+        raise
+    cluster.save_state()
+    print(f"local control plane ready in {time.monotonic() - started:.1f}s at {cluster.url}", file=sys.stderr)
+    print(f"export KUBECONFIG={cluster.kubeconfig}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+"""drop-operator: discovers the container images that matter and keeps them warm on cluster nodes."""
+
+__version__ = "0.1.0"

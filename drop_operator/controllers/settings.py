@@ -1,0 +1,21 @@
+"""Settings every reconciler receives from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """What the reconcilers need to know about the operator's own deployment.
+
+    ``namespace`` holds the Secrets that sources reference, the pull pods, the Lease and the Events.
+    ``operator_image`` is the operator's own image: pull pods copy the static no-op binary out of it
+    (``noop_path``) so the target image needs no shell or binaries of its own.
+    """
+
+    namespace: str = "drop-system"
+    workers: int = 2
+    operator_image: str = "drop-operator:0.1.0"
+    noop_path: str = "/usr/local/bin/drop-noop"
+    field_manager: str = "drop-operator"

@@ -1,0 +1,7 @@
+"""Fixtures for real servers, shared by every test folder."""
+
+pytest_plugins = [
+    "tests.infra.controlplane",
+    "tests.infra.prometheus",
+    "tests.infra.registry",
+]

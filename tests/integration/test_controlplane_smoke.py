@@ -1,0 +1,148 @@
+"""The control plane the integration tests use is real: CRDs, watches, garbage collection, kwok."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.request
+from typing import Any
+
+from devtools.localcluster import LocalCluster, wait_until
+from tests.infra.controlplane import unique_name
+
+SMOKE_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.smoke.example.com}
+spec:
+  group: smoke.example.com
+  scope: Cluster
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {type: object, properties: {size: {type: integer}}}
+"""
+
+
+def _api(cluster: LocalCluster, path: str, timeout: float = 10) -> Any:
+    request = urllib.request.Request(cluster.url + path, headers={"Authorization": f"Bearer {cluster.token}"})
+    ctx = ssl.create_default_context(cafile=str(cluster.ca_file))
+    return urllib.request.urlopen(request, timeout=timeout, context=ctx)
+
+
+def test_custom_object_is_created_listed_and_watched(control_plane: LocalCluster) -> None:
+    control_plane.kubectl("apply", "-f", "-", input=SMOKE_CRD)
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/widgets.smoke.example.com"
+    )
+    name = unique_name("w")
+    wait_until(
+        lambda: control_plane.kubectl("get", "widgets", check=False).returncode == 0,
+        30,
+        "widgets to be served",
+    )
+    listed = json.loads(_api(control_plane, "/apis/smoke.example.com/v1/widgets").read())
+    resource_version = listed["metadata"]["resourceVersion"]
+
+    control_plane.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=f"apiVersion: smoke.example.com/v1\nkind: Widget\nmetadata: {{name: {name}}}\n"
+        "spec: {size: 3}\n",
+    )
+    names = json.loads(control_plane.kubectl("get", "widgets", "-o", "json").stdout)["items"]
+    assert name in [item["metadata"]["name"] for item in names]
+
+    stream = _api(
+        control_plane,
+        f"/apis/smoke.example.com/v1/widgets?watch=1&resourceVersion={resource_version}&timeoutSeconds=10",
+    )
+    seen = []
+    for line in stream:
+        event = json.loads(line)
+        seen.append((event["type"], event["object"]["metadata"]["name"]))
+        if ("ADDED", name) in seen:
+            break
+    assert ("ADDED", name) in seen
+
+
+def test_garbage_collector_removes_owned_objects(control_plane: LocalCluster) -> None:
+    owner, child = unique_name("owner"), unique_name("child")
+    control_plane.kubectl("create", "configmap", owner)
+    uid = control_plane.kubectl("get", "configmap", owner, "-o", "jsonpath={.metadata.uid}").stdout
+    control_plane.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": child,
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": uid}],
+                },
+            }
+        ),
+    )
+    control_plane.kubectl("delete", "configmap", owner, "--wait=false")
+    wait_until(
+        lambda: control_plane.kubectl("get", "configmap", child, check=False).returncode != 0,
+        60,
+        "the garbage collector to delete the owned ConfigMap",
+        interval=0.5,
+    )
+
+
+def test_kwok_node_becomes_ready_and_runs_a_pod(kwok: LocalCluster) -> None:
+    node, pod = unique_name("node"), unique_name("pod")
+    kwok.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": node,
+                    "annotations": {"kwok.x-k8s.io/node": "fake"},
+                    "labels": {"type": "kwok"},
+                },
+            }
+        ),
+    )
+
+    def node_ready() -> bool:
+        out = kwok.kubectl(
+            "get", "node", node, "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}', check=False
+        )
+        return out.stdout == "True"
+
+    wait_until(node_ready, 60, f"node {node} to become Ready", interval=0.3)
+    kwok.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod, "namespace": "default"},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "example.invalid/app:1"}]},
+            }
+        ),
+    )
+    wait_until(
+        lambda: kwok.kubectl("get", "pod", pod, "-o", "jsonpath={.status.phase}").stdout == "Running",
+        60,
+        f"pod {pod} to be Running",
+        interval=0.3,
+    )
