@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from drop_operator.api.duration import Duration, parse_duration
+from drop_operator.api.duration import Duration, duration_rule, parse_duration, positive_duration
 from drop_operator.api.meta import (
     DNS_LABEL_PATTERN,
     Condition,
@@ -24,7 +24,6 @@ from drop_operator.api.meta import (
     Timestamp,
     cel,
     list_map,
-    positive_duration,
 )
 
 __all__ = [
@@ -176,8 +175,8 @@ class DiscoveryPolicySpec(KubeModel):
 
     interval: Duration = Field(
         "1h",
-        json_schema_extra=cel(
-            (_INTERVAL_RULE, f"interval must be between {_INTERVAL_MIN} and {_INTERVAL_MAX}")
+        json_schema_extra=duration_rule(
+            _INTERVAL_RULE, f"interval must be between {_INTERVAL_MIN} and {_INTERVAL_MAX}"
         ),
     )
     """Time between syncs (Go duration, 30s..168h); a spec change syncs at once."""

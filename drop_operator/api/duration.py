@@ -12,13 +12,17 @@ import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
+from pydantic.config import JsonDict
 
 __all__ = [
     "DURATION_MAX_LENGTH",
     "DURATION_PATTERN",
     "Duration",
+    "duration_guard",
+    "duration_rule",
     "format_duration",
     "parse_duration",
+    "positive_duration",
 ]
 
 #: JSON-schema pattern (RE2 and Python compatible) for the durations the CRDs accept.
@@ -111,3 +115,24 @@ Duration = Annotated[
     Field(pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH),
     AfterValidator(_check),
 ]
+
+
+def duration_guard(expression: str = "self") -> str:
+    """CEL that is true when ``expression`` is *not* a valid duration string.
+
+    ``duration()`` on a malformed string fails with a type-conversion error that buries the
+    pattern's clear message; guarding each rule with this leaves the pattern to report it alone.
+    """
+    return f"!{expression}.matches(r'{DURATION_PATTERN}')"
+
+
+def duration_rule(condition: str, message: str) -> JsonDict:
+    """Schema extra with one CEL rule on a duration field, evaluated only for well-formed values."""
+    return {
+        "x-kubernetes-validations": [{"rule": f"{duration_guard()} || ({condition})", "message": message}]
+    }
+
+
+def positive_duration(field_name: str) -> JsonDict:
+    """CEL rule for a duration field that must be greater than zero."""
+    return duration_rule("duration(self) > duration('0s')", f"{field_name} must be greater than 0")

@@ -30,7 +30,6 @@ __all__ = [
     "find_condition",
     "is_condition_true",
     "list_map",
-    "positive_duration",
     "set_condition",
     "utcnow",
 ]
@@ -205,8 +204,3 @@ def cel(*rules: tuple[str, str]) -> JsonDict:
 def list_map(*keys: str) -> JsonDict:
     """Schema extra that makes a list a map keyed by ``keys`` (merge and SSA treat items by key)."""
     return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
-
-
-def positive_duration(field_name: str) -> JsonDict:
-    """CEL rule for a duration field that must be greater than zero."""
-    return cel(("duration(self) > duration('0s')", f"{field_name} must be greater than 0"))

@@ -11,8 +11,14 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from drop_operator.api.duration import Duration, parse_duration
-from drop_operator.api.meta import KubeModel, KubeObject, cel, positive_duration
+from drop_operator.api.duration import (
+    Duration,
+    duration_guard,
+    duration_rule,
+    parse_duration,
+    positive_duration,
+)
+from drop_operator.api.meta import KubeModel, KubeObject, cel
 
 __all__ = ["DEFAULT_PULL_POLICY", "FailureBackoff", "PullPolicy", "PullPolicySpec", "PullPolicyStatus"]
 
@@ -23,7 +29,9 @@ class FailureBackoff(KubeModel):
     model_config = KubeModel.model_config | {
         "json_schema_extra": cel(
             (
-                "!has(self.initial) || !has(self.max) || duration(self.max) >= duration(self.initial)",
+                "!has(self.initial) || !has(self.max)"
+                f" || {duration_guard('self.initial')} || {duration_guard('self.max')}"
+                " || duration(self.max) >= duration(self.initial)",
                 "failureBackoff.max must be >= failureBackoff.initial",
             )
         )
@@ -57,7 +65,9 @@ class PullPolicySpec(KubeModel):
     """Deadline of one pull pod (``activeDeadlineSeconds``); a hung pull counts as a failure."""
     repull_interval: Duration | None = Field(
         None,
-        json_schema_extra=cel(("duration(self) >= duration('1m')", "repullInterval must be at least 1m")),
+        json_schema_extra=duration_rule(
+            "duration(self) >= duration('1m')", "repullInterval must be at least 1m"
+        ),
     )
     """Re-pull cached images this often (gradually, within the limits above); unset means never."""
 
