@@ -1,0 +1,143 @@
+"""Which nodes a CachedImage targets: node selector, taints against tolerations, readiness.
+
+Pure functions over Node dicts as the API server returns them, so the rules are unit-tested without a
+cluster and the reconciler, the node event handler and the tests all agree on them:
+
+* every ``nodeSelector`` label must match;
+* a ``NoSchedule`` or ``NoExecute`` taint excludes the node unless a toleration matches it
+  (``PreferNoSchedule`` never excludes);
+* a cordoned node (``spec.unschedulable``) or one being deleted is never a target;
+* a node that is not Ready is a target only when the tolerations accept the taint the node
+  lifecycle controller would put on it (``node.kubernetes.io/not-ready``, or
+  ``node.kubernetes.io/unreachable`` when the Ready status is ``Unknown``), so joining nodes can be
+  pre-warmed on purpose but a dead node does not hold pull slots by default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from drop_operator.api import Toleration
+
+__all__ = [
+    "NOT_READY_TAINT",
+    "UNREACHABLE_TAINT",
+    "is_target",
+    "node_fingerprint",
+    "node_images",
+    "node_name",
+    "readiness",
+    "select_targets",
+    "tolerates",
+    "tolerates_taint",
+]
+
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+_EXCLUDING_EFFECTS = ("NoSchedule", "NoExecute")
+
+Obj = Mapping[str, Any]
+
+
+def node_name(node: Obj) -> str:
+    return str((node.get("metadata") or {}).get("name") or "")
+
+
+def tolerates_taint(toleration: Toleration, taint: Obj) -> bool:
+    """Kubernetes' ``Toleration.ToleratesTaint``: effect, key, then operator and value."""
+    effect = taint.get("effect") or ""
+    if toleration.effect and toleration.effect != effect:
+        return False
+    if toleration.key and toleration.key != taint.get("key"):
+        return False
+    if toleration.operator == "Exists":
+        return True
+    if not toleration.key:  # an empty key only makes sense with Exists
+        return False
+    return (toleration.value or "") == (taint.get("value") or "")
+
+
+def tolerates(tolerations: Sequence[Toleration], taint: Obj) -> bool:
+    return any(tolerates_taint(t, taint) for t in tolerations)
+
+
+def readiness(node: Obj) -> str:
+    """The Ready condition's status: ``True``, ``False`` or ``Unknown`` (also when not reported yet)."""
+    for cond in (node.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == "Ready":
+            return str(cond.get("status") or "Unknown")
+    return "Unknown" if (node.get("status") or {}).get("conditions") else "False"
+
+
+def is_target(node: Obj, node_selector: Mapping[str, str], tolerations: Sequence[Toleration]) -> bool:
+    """Whether a pull pod for an image with these settings should run on ``node``."""
+    meta = node.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return False
+    spec = node.get("spec") or {}
+    if spec.get("unschedulable"):
+        return False
+    labels = meta.get("labels") or {}
+    if any(labels.get(key) != value for key, value in node_selector.items()):
+        return False
+    for taint in spec.get("taints") or ():
+        if taint.get("effect") in _EXCLUDING_EFFECTS and not tolerates(tolerations, taint):
+            return False
+    ready = readiness(node)
+    if ready != "True":
+        # A node that registered but never reported is "not-ready"; one that stopped reporting
+        # is "unreachable": the same taints the node lifecycle controller sets.
+        key = UNREACHABLE_TAINT if ready == "Unknown" and _has_ready_condition(node) else NOT_READY_TAINT
+        if not tolerates(tolerations, {"key": key, "effect": "NoSchedule"}):
+            return False
+    return True
+
+
+def _has_ready_condition(node: Obj) -> bool:
+    return any(c.get("type") == "Ready" for c in (node.get("status") or {}).get("conditions") or ())
+
+
+def select_targets(
+    nodes: Iterable[Obj], node_selector: Mapping[str, str], tolerations: Sequence[Toleration]
+) -> dict[str, Obj]:
+    """Target nodes by name."""
+    return {node_name(n): n for n in nodes if is_target(n, node_selector, tolerations)}
+
+
+def node_images(node: Obj) -> set[str]:
+    """Image names the kubelet reports present on the node (``status.images``, at most 50 by default).
+
+    Absence means nothing (the list is truncated); presence is trusted.
+    """
+    names: set[str] = set()
+    for image in (node.get("status") or {}).get("images") or ():
+        names.update(str(n) for n in image.get("names") or ())
+    return names
+
+
+def node_fingerprint(node: Obj) -> str:
+    """A digest of everything target selection and caching look at on a node.
+
+    Node status is rewritten by every kubelet heartbeat; comparing fingerprints lets the node
+    handler wake image reconciles only when labels, taints, cordon, readiness, deletion or the
+    reported image list really changed.
+    """
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    parts = [
+        repr(sorted((meta.get("labels") or {}).items())),
+        repr(
+            sorted(
+                (str(t.get("key")), str(t.get("value")), str(t.get("effect")))
+                for t in spec.get("taints") or ()
+            )
+        ),
+        str(bool(spec.get("unschedulable"))),
+        readiness(node),
+        str(_has_ready_condition(node)),
+        str(bool(meta.get("deletionTimestamp"))),
+        repr(sorted(node_images(node))),
+    ]
+    return hashlib.sha1("\0".join(parts).encode(), usedforsecurity=False).hexdigest()
