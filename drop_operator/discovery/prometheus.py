@@ -1,0 +1,225 @@
+"""Prometheus-compatible source (Prometheus, Mimir, Thanos, VictoriaMetrics).
+
+Contract (from the product docs): the query returns series with an `image` label; the value is
+the score. Decisions, each visible in the source status:
+
+- The endpoint's base path is kept: `https://mimir.example.com/prometheus` queries
+  `https://mimir.example.com/prometheus/api/v1/query`. A query string on the endpoint is kept too.
+- `instant` queries use `/api/v1/query`; `range` queries use `/api/v1/query_range` over the last
+  `lookback` seconds at `step`, and an image's score is the **maximum** of its finite values over
+  the range — the peak demand is what warming nodes is for. (Averages or other aggregations are
+  better written in PromQL, e.g. `avg_over_time(...)` in an instant query.)
+- Series without an `image` label (or with an empty one) are counted as dropped
+  (`MissingImageLabel`); NaN and ±Inf values are not scores (`NonFiniteValue`); unparsable values
+  are `InvalidValue`.
+- Several series with the same `image` (e.g. `by (image, cluster)`) are **summed**: two clusters
+  running an image is more demand than one.
+- `status: error` answers become `InvalidQuery` (errorType `bad_data`), `Timeout` (`timeout`) or
+  `QueryFailed` (anything else) with the server's own error text; a result that is not a vector
+  (instant) or matrix (range) is `InvalidQueryResult`.
+
+The request is a form POST, which every compatible server accepts and which keeps long queries
+out of URLs and access logs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from yarl import URL
+
+from drop_operator.discovery.errors import Reason, SourceError
+from drop_operator.discovery.http import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TIMEOUT,
+    Credentials,
+    HttpClient,
+    HttpResponse,
+    redact,
+    status_error,
+)
+from drop_operator.discovery.source import Candidate, Source, SourceResult
+
+__all__ = ["PrometheusConfig", "PrometheusSource", "parse_query_response"]
+
+QueryType = Literal["instant", "range"]
+
+DROP_MISSING_IMAGE = "MissingImageLabel"
+DROP_NON_FINITE = "NonFiniteValue"
+DROP_INVALID_VALUE = "InvalidValue"
+_MAX_POINTS = 11_000  # Prometheus' own limit on points per series in a range query
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    """A Prometheus source as the policy spells it; durations in seconds."""
+
+    endpoint: str
+    query: str
+    query_type: QueryType = "instant"
+    lookback: float = 3600.0
+    step: float = 300.0
+    timeout: float = DEFAULT_TIMEOUT
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+def _endpoint_url(endpoint: str) -> URL:
+    url = URL(endpoint)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise SourceError(Reason.INVALID_CONFIG, f"endpoint {endpoint!r} must be an http(s) URL with a host")
+    return url
+
+
+def _api_url(base: URL, api: str) -> URL:
+    """Append the API path to the endpoint's own path (Mimir's `/prometheus` stays)."""
+    return base.with_path(base.path.rstrip("/") + api, keep_query=True)
+
+
+def _score(raw: Any) -> float | None:
+    """A sample `[ts, "value"]` → float; None if unparsable."""
+    try:
+        return float(raw[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def parse_query_response(data: Any, query_type: QueryType) -> SourceResult:
+    """Turn a decoded `/api/v1/query[_range]` answer into a SourceResult (pure; see module doc)."""
+    if not isinstance(data, dict):
+        raise SourceError(Reason.INVALID_RESPONSE, "answer is not a JSON object")
+    status = data.get("status")
+    if status == "error":
+        raise _query_error(data)
+    if status != "success":
+        raise SourceError(Reason.INVALID_RESPONSE, f"answer has status {status!r}, expected 'success'")
+    payload = data.get("data")
+    if not isinstance(payload, dict):
+        raise SourceError(Reason.INVALID_RESPONSE, "answer has no 'data' object")
+    expected = "vector" if query_type == "instant" else "matrix"
+    result_type = payload.get("resultType")
+    if result_type != expected:
+        raise SourceError(
+            Reason.INVALID_QUERY_RESULT,
+            f"{query_type} query returned a {result_type}, expected a {expected} of series with an "
+            "'image' label, e.g. count(...) by (image)",
+        )
+    series = payload.get("result")
+    if not isinstance(series, list):
+        raise SourceError(Reason.INVALID_RESPONSE, "answer has no 'result' list")
+
+    scores: dict[str, float] = {}
+    dropped: Counter[str] = Counter()
+    for item in series:
+        if not isinstance(item, dict) or not isinstance(item.get("metric"), dict):
+            raise SourceError(Reason.INVALID_RESPONSE, "a series in the answer has no 'metric' object")
+        image = item["metric"].get("image")
+        if not isinstance(image, str) or not image:
+            dropped[DROP_MISSING_IMAGE] += 1
+            continue
+        if query_type == "instant":
+            samples = [item.get("value")]
+        else:
+            values = item.get("values")
+            samples = values if isinstance(values, list) else []
+        parsed = [_score(s) for s in samples]
+        if not parsed or any(v is None for v in parsed):
+            dropped[DROP_INVALID_VALUE] += 1
+            continue
+        finite = [v for v in parsed if v is not None and math.isfinite(v)]
+        if not finite:
+            dropped[DROP_NON_FINITE] += 1
+            continue
+        scores[image] = scores.get(image, 0.0) + max(finite)
+    warnings = [str(w) for w in data.get("warnings") or [] if w]
+    return SourceResult(
+        candidates=[Candidate(image, score) for image, score in scores.items()],
+        dropped=dropped,
+        scanned=len(series),
+        warnings=warnings,
+    )
+
+
+def _query_error(data: dict[str, Any]) -> SourceError:
+    error_type = str(data.get("errorType") or "unknown")
+    text = str(data.get("error") or "")[:300]
+    if error_type == "bad_data":
+        reason = Reason.INVALID_QUERY
+    elif error_type == "timeout":
+        reason = Reason.TIMEOUT
+    else:
+        reason = Reason.QUERY_FAILED
+    return SourceError(reason, f"query failed ({error_type}): {text}")
+
+
+class PrometheusSource(Source):
+    """Runs one PromQL query; see the module docstring for the scoring rules."""
+
+    kind: ClassVar[str] = "prometheus"
+
+    def __init__(self, config: PrometheusConfig, credentials: Credentials | None = None) -> None:
+        self.config = config
+        self.credentials = credentials or Credentials()
+        self._base = _endpoint_url(config.endpoint)
+        if not config.query.strip():
+            raise SourceError(Reason.INVALID_CONFIG, "query is empty")
+        if config.query_type not in ("instant", "range"):
+            raise SourceError(
+                Reason.INVALID_CONFIG, f"queryType {config.query_type!r} is not instant or range"
+            )
+        if config.query_type == "range":
+            if config.step <= 0 or config.lookback <= 0:
+                raise SourceError(Reason.INVALID_CONFIG, "lookback and step must be positive")
+            if config.lookback / config.step > _MAX_POINTS:
+                raise SourceError(
+                    Reason.INVALID_CONFIG,
+                    f"lookback/step gives more than {_MAX_POINTS} points per series; raise step",
+                )
+
+    def _authorization(self) -> dict[str, str]:
+        if self.credentials.token:
+            return {"Authorization": f"Bearer {self.credentials.token}"}
+        basic = self.credentials.basic_auth()
+        return {"Authorization": basic} if basic else {}
+
+    async def discover(self) -> SourceResult:
+        form: dict[str, str]
+        if self.config.query_type == "instant":
+            url = _api_url(self._base, "/api/v1/query")
+            form = {"query": self.config.query}
+        else:
+            url = _api_url(self._base, "/api/v1/query_range")
+            end = time.time()
+            form = {
+                "query": self.config.query,
+                "start": f"{end - self.config.lookback:.3f}",
+                "end": f"{end:.3f}",
+                "step": f"{self.config.step:g}",
+            }
+        form["timeout"] = f"{max(1.0, self.config.timeout - 1):g}s"
+        async with HttpClient(
+            self.credentials, timeout=self.config.timeout, max_body_bytes=self.config.max_body_bytes
+        ) as client:
+            resp = await client.request("POST", url, headers=self._authorization(), data=form)
+        return self._result(resp)
+
+    def _result(self, resp: HttpResponse) -> SourceResult:
+        if resp.status != 200:
+            # Prometheus explains query errors (400/422/503) in JSON; use its words when present.
+            try:
+                data = resp.json()
+            except SourceError:
+                data = None
+            if isinstance(data, dict) and data.get("status") == "error" and resp.status not in (401, 403):
+                raise _query_error(data)
+            raise status_error(resp, "Prometheus")
+        data = resp.json()
+        try:
+            return parse_query_response(data, self.config.query_type)
+        except SourceError as err:
+            if err.reason is Reason.INVALID_RESPONSE:
+                raise SourceError(err.reason, f"{redact(resp.url)}: {err.message}") from None
+            raise
