@@ -1,0 +1,119 @@
+"""The set's status: counts and the ``Ready`` / ``DiscoveryReady`` conditions.
+
+Built as a whole from the current status (transition times of unchanged conditions are kept), so
+"nothing changed" is a plain equality and the reconciler writes status only when it differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from drop_operator.api.cachedimageset import DISCOVERY_READY, READY, CachedImageSetStatus
+from drop_operator.api.meta import Condition, ConditionStatus, set_condition
+from drop_operator.controllers.imageset.desired import InvalidImage
+from drop_operator.controllers.imageset.policy import DiscoveryView
+
+__all__ = [
+    "CHILDREN_FAILED",
+    "CHILDREN_PENDING",
+    "CHILDREN_READY",
+    "INVALID_IMAGES",
+    "build_status",
+    "current_status",
+]
+
+CHILDREN_READY = "ChildrenCreated"
+CHILDREN_PENDING = "ChildrenPending"
+CHILDREN_FAILED = "ChildrenFailed"
+INVALID_IMAGES = "InvalidImages"
+_MAX_LISTED = 5
+
+
+def current_status(owner: Mapping[str, Any]) -> CachedImageSetStatus:
+    """The stored status, parsed; an unparsable one counts as empty (and gets rewritten)."""
+    try:
+        return CachedImageSetStatus.model_validate(owner.get("status") or {})
+    except ValueError:
+        return CachedImageSetStatus()
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _ready_condition(
+    generation: int | None,
+    *,
+    desired: int,
+    managed: int,
+    ready: int,
+    invalid: Sequence[InvalidImage],
+    failures: Sequence[str],
+) -> Condition:
+    counts = f"{managed}/{desired} CachedImages exist, {ready} ready"
+    status: ConditionStatus
+    if failures:
+        status, reason = "False", CHILDREN_FAILED
+        message = (
+            f"{counts}; {len(failures)} write{'s' if len(failures) != 1 else ''} failed: {_listing(failures)}"
+        )
+    elif invalid:
+        status, reason = "False", INVALID_IMAGES
+        message = f"{counts}; invalid images not created: " + _listing(
+            [f"{i.reference!r} ({i.reason})" for i in invalid]
+        )
+    elif managed < desired:
+        status, reason, message = "False", CHILDREN_PENDING, counts
+    else:
+        status, reason, message = "True", CHILDREN_READY, counts
+    return Condition(
+        type=READY,
+        status=status,
+        reason=reason,
+        message=message[:4096],
+        observed_generation=generation,
+    )
+
+
+def build_status(
+    owner: Mapping[str, Any],
+    *,
+    desired: int,
+    managed: int,
+    ready: int,
+    invalid: Sequence[InvalidImage] = (),
+    failures: Sequence[str] = (),
+    discovery: DiscoveryView | None = None,
+) -> CachedImageSetStatus:
+    """The status the set should have; ``discovery`` is ``None`` when the set references no policy."""
+    generation = (owner.get("metadata") or {}).get("generation")
+    conditions = list(current_status(owner).conditions)
+    conditions = set_condition(
+        conditions,
+        _ready_condition(
+            generation, desired=desired, managed=managed, ready=ready, invalid=invalid, failures=failures
+        ),
+    )
+    if discovery is None:
+        conditions = [c for c in conditions if c.type != DISCOVERY_READY]
+    else:
+        conditions = set_condition(
+            conditions,
+            Condition(
+                type=DISCOVERY_READY,
+                status=discovery.status,
+                reason=discovery.reason,
+                message=discovery.message[:4096],
+                observed_generation=generation,
+            ),
+        )
+    return CachedImageSetStatus(
+        observed_generation=generation,
+        desired=desired,
+        managed=managed,
+        ready=ready,
+        conditions=conditions,
+    )
