@@ -29,6 +29,7 @@ __all__ = [
     "Credentials",
     "HttpClient",
     "HttpResponse",
+    "ssl_context",
     "status_error",
 ]
 
@@ -202,11 +203,12 @@ class HttpClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.credentials = credentials or Credentials()
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
-        self._ssl = ssl_context(self.credentials)
+        self._ssl = tls if tls is not None else ssl_context(self.credentials)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HttpClient:

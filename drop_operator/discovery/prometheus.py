@@ -40,6 +40,7 @@ from drop_operator.discovery.http import (
     HttpClient,
     HttpResponse,
     redact,
+    ssl_context,
     status_error,
 )
 from drop_operator.discovery.source import Candidate, Source, SourceResult
@@ -163,6 +164,7 @@ class PrometheusSource(Source):
     def __init__(self, config: PrometheusConfig, credentials: Credentials | None = None) -> None:
         self.config = config
         self.credentials = credentials or Credentials()
+        self._tls = ssl_context(self.credentials)  # unusable TLS material fails here, before any request
         self._base = _endpoint_url(config.endpoint)
         if not config.query.strip():
             raise SourceError(Reason.INVALID_CONFIG, "query is empty")
@@ -201,7 +203,10 @@ class PrometheusSource(Source):
             }
         form["timeout"] = f"{max(1.0, self.config.timeout - 1):g}s"
         async with HttpClient(
-            self.credentials, timeout=self.config.timeout, max_body_bytes=self.config.max_body_bytes
+            self.credentials,
+            timeout=self.config.timeout,
+            max_body_bytes=self.config.max_body_bytes,
+            tls=self._tls,
         ) as client:
             resp = await client.request("POST", url, headers=self._authorization(), data=form)
         return self._result(resp)

@@ -48,6 +48,7 @@ from drop_operator.discovery.http import (
     HttpClient,
     HttpResponse,
     redact,
+    ssl_context,
     status_error,
 )
 from drop_operator.discovery.patterns import BoundedPattern
@@ -220,6 +221,7 @@ class RegistrySource(Source):
     ) -> None:
         self.config = config
         self.credentials = credentials or Credentials()
+        self._tls = ssl_context(self.credentials)  # unusable TLS material fails here, before any request
         self.token_cache = token_cache if token_cache is not None else TokenCache()
         self._base = URL(config.url)
         if self._base.scheme not in ("http", "https") or not self._base.host:
@@ -269,7 +271,10 @@ class RegistrySource(Source):
             if pattern is not None:
                 pattern.start_budget()
         async with HttpClient(
-            self.credentials, timeout=self.config.timeout, max_body_bytes=self.config.max_body_bytes
+            self.credentials,
+            timeout=self.config.timeout,
+            max_body_bytes=self.config.max_body_bytes,
+            tls=self._tls,
         ) as client:
             for repo in self.config.repositories:
                 tags, truncated = await self.list_tags(client, repo)
