@@ -1,4 +1,5 @@
-"""A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager, kwok.
+"""A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok.
 
 The tests, the e2e suite and the demo all start the same binaries the same way through this module,
 so what passes in a test is what a person gets from ``task cluster:up``. Every process is started by
@@ -194,7 +195,7 @@ def _write_pki(pki: Path) -> None:
 
 @dataclass
 class LocalCluster:
-    """etcd + kube-apiserver (+ kube-controller-manager, + kwok on demand) under one directory."""
+    """etcd + kube-apiserver (+ kube-controller-manager and kube-scheduler, + kwok on demand)."""
 
     workdir: Path
     with_controller_manager: bool = True
@@ -231,6 +232,7 @@ class LocalCluster:
         self.start_apiserver(timeout)
         if self.with_controller_manager:
             self._start_controller_manager()
+            self._start_scheduler()
 
     def stop(self) -> None:
         """Stop everything we started, newest first."""
@@ -331,6 +333,28 @@ class LocalCluster:
             self.workdir / "logs" / "kube-controller-manager.log",
         )
         self.processes["kube-controller-manager"] = proc
+        proc.start()
+
+    # -- kube-scheduler (pull pods are pinned by node affinity, so something must bind them) ------
+    def _start_scheduler(self) -> None:
+        config = self.workdir / "scheduler.yaml"
+        config.write_text(
+            "apiVersion: kubescheduler.config.k8s.io/v1\n"
+            "kind: KubeSchedulerConfiguration\n"
+            f"clientConnection: {{kubeconfig: {self.kubeconfig}, qps: 200, burst: 400}}\n"
+            "leaderElection: {leaderElect: false}\n"
+        )
+        proc = Process(
+            "kube-scheduler",
+            [
+                str(go_tool("kubernetes", "kube-scheduler")),
+                f"--config={config}",
+                "--secure-port=0",
+                "--v=0",
+            ],
+            self.workdir / "logs" / "kube-scheduler.log",
+        )
+        self.processes["kube-scheduler"] = proc
         proc.start()
 
     # -- kwok (simulated nodes and pod lifecycle) --------------------------------------------

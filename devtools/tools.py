@@ -19,6 +19,7 @@ _VERSION_KEYS = {
     "kwok": "KWOK_VERSION",
     "helm": "HELM_VERSION",
     "distribution": "DISTRIBUTION_VERSION",
+    "actionlint": "ACTIONLINT_VERSION",
 }
 
 
@@ -60,3 +61,10 @@ def system_tool(binary: str, package: str) -> Path:
             f"{binary} is missing: run `task tools` (or `apt-get install -y --no-install-recommends {package}`)"
         )
     return Path(found)
+
+
+if __name__ == "__main__":
+    import sys
+
+    # `python -m devtools.tools helm` prints the path of a Go-built tool (for Taskfile and scripts).
+    print(go_tool(*sys.argv[1:3]))

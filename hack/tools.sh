@@ -18,9 +18,10 @@ elapsed() { printf '%ss' "$(( $(date +%s) - $1 ))"; }
 
 build_kubernetes() {
   local dir=$cache/kubernetes-$KUBERNETES_VERSION
-  if have "$dir/kube-apiserver" && have "$dir/kube-controller-manager" && have "$dir/kubectl"; then return; fi
+  if have "$dir/kube-apiserver" && have "$dir/kube-controller-manager" && have "$dir/kube-scheduler" \
+    && have "$dir/kubectl"; then return; fi
   local t0; t0=$(date +%s)
-  say "kubernetes v$KUBERNETES_VERSION: kube-apiserver, kube-controller-manager, kubectl (cold: ~1 GB of modules, 10-20 min on 2 cores)"
+  say "kubernetes v$KUBERNETES_VERSION: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (cold: ~1 GB of modules, 10-20 min on 2 cores)"
   local K=$KUBERNETES_VERSION V=v0.${KUBERNETES_VERSION#1.} mod=$work/k8s-$KUBERNETES_VERSION
   rm -rf "$mod" && mkdir -p "$mod" && cd "$mod"
   go mod init example.local/k8sbin >/dev/null 2>&1
@@ -32,11 +33,11 @@ build_kubernetes() {
   done
   say "  resolving modules"
   go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K" "k8s.io/kubernetes/cmd/kube-controller-manager@v$K" \
-    "k8s.io/kubernetes/cmd/kubectl@v$K" 2>&1 | tail -n 3 >&2 || true
+    "k8s.io/kubernetes/cmd/kube-scheduler@v$K" "k8s.io/kubernetes/cmd/kubectl@v$K" 2>&1 | tail -n 3 >&2 || true
   local minor=${K#1.}; minor=${minor%%.*}
   local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$K -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
   mkdir -p "$dir.tmp"
-  for cmd in kube-apiserver kube-controller-manager kubectl; do
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     say "  go build $cmd"
     go build -ldflags "$ld" -o "$dir.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   done
@@ -79,6 +80,7 @@ case "$only" in
     install_simple kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok kwok
     install_simple helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm
     install_simple distribution "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3/cmd/registry registry
+    install_simple actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint actionlint
     build_kubernetes
     ;;
   kubernetes) build_kubernetes ;;
@@ -86,6 +88,7 @@ case "$only" in
   kwok) install_simple kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok kwok ;;
   helm) install_simple helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm ;;
   distribution) install_simple distribution "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3/cmd/registry registry ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|distribution]" >&2; exit 2 ;;
+  actionlint) install_simple actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint actionlint ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|distribution|actionlint]" >&2; exit 2 ;;
 esac
 say "tools ready in $cache"
