@@ -16,3 +16,6 @@ def register_controllers(manager: Manager, settings: OperatorSettings) -> None:
     own controller here (informers are shared through ``manager.informer``), so the CLI does not need
     to know which reconcilers exist.
     """
+    from drop_operator.controllers import discovery
+
+    discovery.setup(manager, settings)

@@ -1,0 +1,382 @@
+"""The DiscoveryPolicy reconciler: the Kubernetes side of a sync.
+
+A reconcile reads the policy, asks the gate (``schedule.plan``) whether anything is due, and if so
+reads the Secrets, runs the due sources concurrently (``sync.run_sources``), folds the outcomes into
+the status (``sync.apply_outcomes``) and writes it with one merge patch on ``/status``. Then it
+requeues itself for the next due time; the watch only wakes it for spec changes (the
+``generation_changed`` predicate), so its own status writes never start another sync.
+
+When it writes: after every full sync (on the interval or after a spec change: ``lastSyncTime``
+and ``observedGeneration`` move), and after a retry of failing sources only if the result differs
+from what is stored apart from timestamps. When nothing ran, nothing is written.
+
+What it keeps in memory, per policy: consecutive failures and the next retry time of each failing
+source (lost on restart, when retries simply start again at the floor) and a hold after a failed
+status write, so a broken write never turns into a loop of backend queries. Everything else is in
+the status, which is the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from drop_operator.api.discoverypolicy import (
+    DiscoveryPolicySpec,
+    DiscoveryPolicyStatus,
+    DiscoverySource,
+    SourceStatus,
+)
+from drop_operator.api.duration import parse_duration
+from drop_operator.api.meta import utcnow
+from drop_operator.controllers.discovery import metrics
+from drop_operator.controllers.discovery.schedule import (
+    MIN_WAIT,
+    RETRY_FLOOR,
+    Plan,
+    SourceState,
+    jittered_interval,
+    plan,
+    retry_delay,
+)
+from drop_operator.controllers.discovery.secrets import read_credentials
+from drop_operator.controllers.discovery.sync import SyncOutcome, apply_outcomes, compile_filter, run_sources
+from drop_operator.discovery.errors import InvalidImageFilterError
+from drop_operator.discovery.http import Credentials
+from drop_operator.discovery.registry import TokenCache
+from drop_operator.runtime.client import KubeClient
+from drop_operator.runtime.controller import Result
+from drop_operator.runtime.errors import ApiError
+from drop_operator.runtime.events import EventRecorder
+from drop_operator.runtime.informer import Informer
+from drop_operator.runtime.resource import Resource
+
+__all__ = ["DiscoveryReconciler", "images_changed_note"]
+
+log = structlog.get_logger(__name__)
+
+Obj = dict[str, Any]
+
+_NOTE_NAMES = 10
+_WRITE_HOLD_CAP = 600.0
+
+
+@dataclass
+class _Memory:
+    """Per-policy state that only makes sense within this process."""
+
+    uid: str
+    failures: dict[str, int] = field(default_factory=dict)
+    retry_at: dict[str, datetime] = field(default_factory=dict)
+    write_failures: int = 0
+    hold_until: float = 0.0
+
+
+def images_changed_note(before: list[str], after: list[str]) -> str | None:
+    """``+3 -1: added a, b, c; removed d`` (long lists shortened), or None when the set is equal."""
+    old, new = set(before), set(after)
+    added = [i for i in after if i not in old]
+    removed = [i for i in before if i not in new]
+    if not added and not removed:
+        return None
+
+    def names(items: list[str]) -> str:
+        shown = ", ".join(items[:_NOTE_NAMES])
+        return shown + (f" and {len(items) - _NOTE_NAMES} more" if len(items) > _NOTE_NAMES else "")
+
+    parts = []
+    if added:
+        parts.append(f"added {names(added)}")
+    if removed:
+        parts.append(f"removed {names(removed)}")
+    return f"+{len(added)} -{len(removed)}: " + "; ".join(parts)
+
+
+def _comparable(status: DiscoveryPolicyStatus) -> Obj:
+    """The status without the per-attempt timestamps, to tell a real change from a re-confirmation."""
+    data = status.to_json()
+    for source in data.get("sources", []):
+        source.pop("lastSyncTime", None)
+    return data
+
+
+def _parse_status(obj: Obj, key: str) -> DiscoveryPolicyStatus:
+    try:
+        return DiscoveryPolicyStatus.model_validate(obj.get("status") or {})
+    except ValidationError as err:
+        # A status this version cannot read (hand-edited, or from another version) is rebuilt.
+        log.warning("ignoring unreadable status", policy=key, errors=err.error_count())
+        return DiscoveryPolicyStatus()
+
+
+class DiscoveryReconciler:
+    """Reconciles DiscoveryPolicies by key (the policy's name; the kind is cluster-scoped)."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        resource: Resource,
+        policies: Informer,
+        recorder: EventRecorder,
+        namespace: str,
+    ) -> None:
+        self.client = client
+        self.resource = resource
+        self.policies = policies
+        self.recorder = recorder
+        self.namespace = namespace
+        self.token_cache = TokenCache()
+        self._memory: dict[str, _Memory] = {}
+
+    # -- entry point ------------------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> Result | None:
+        cached = self.policies.get(key)
+        if cached is None or (cached.get("metadata") or {}).get("deletionTimestamp"):
+            self._forget(key)
+            return None
+        memory = self._memory_for(key, cached)
+        if memory.hold_until > time.monotonic():
+            return Result(requeue_after=memory.hold_until - time.monotonic())
+        decision = self._plan(key, cached, memory)
+        if decision is None:
+            return None
+        if not decision.run:
+            return Result(requeue_after=decision.wait)
+        # The cache can lag behind this reconciler's own last write; decide again on the server's copy.
+        try:
+            obj = await self.client.get(self.resource, key)
+        except ApiError as err:
+            if err.not_found:
+                self._forget(key)
+                return None
+            raise
+        memory = self._memory_for(key, obj)
+        decision = self._plan(key, obj, memory)
+        if decision is None:
+            return None
+        if not decision.run:
+            return Result(requeue_after=decision.wait)
+        return await self._sync(key, obj, memory, decision.run, full=decision.full, reason=decision.reason)
+
+    # -- gate -------------------------------------------------------------------------------------
+
+    def _memory_for(self, key: str, obj: Obj) -> _Memory:
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        memory = self._memory.get(key)
+        if memory is None or memory.uid != uid:  # a new object under an old name starts afresh
+            memory = self._memory[key] = _Memory(uid=uid)
+        return memory
+
+    def _spec(self, key: str, obj: Obj) -> DiscoveryPolicySpec | None:
+        try:
+            return DiscoveryPolicySpec.model_validate(obj.get("spec") or {})
+        except ValidationError as err:
+            # The API server validated the object against the CRD; this only happens with a CRD
+            # newer or older than this operator. Retrying would not help; the next edit will.
+            log.error("cannot read policy spec", policy=key, error=str(err)[:500])
+            return None
+
+    def _states(
+        self, sources: list[SourceStatus], memory: _Memory, interval: float
+    ) -> dict[str, SourceState]:
+        states: dict[str, SourceState] = {}
+        for s in sources:
+            if s.last_sync_time is None:
+                continue
+            retry_at = memory.retry_at.get(s.name)
+            if retry_at is None and not s.healthy:
+                retry_at = s.last_sync_time + timedelta(seconds=retry_delay(1, interval))
+            states[s.name] = SourceState(healthy=s.healthy, retry_at=retry_at)
+        return states
+
+    def _plan(self, key: str, obj: Obj, memory: _Memory) -> Plan | None:
+        spec = self._spec(key, obj)
+        if spec is None:
+            return None
+        status = _parse_status(obj, key)
+        interval = parse_duration(spec.interval)
+        return plan(
+            name=key,
+            now=utcnow(),
+            generation=(obj.get("metadata") or {}).get("generation"),
+            observed_generation=status.observed_generation,
+            last_sync_time=status.last_sync_time,
+            interval=interval,
+            sources=spec.source_names(),
+            states=self._states(status.sources, memory, interval),
+        )
+
+    # -- sync -------------------------------------------------------------------------------------
+
+    async def _credentials_for(self, source: DiscoverySource) -> Credentials | None:
+        if source.secret_ref is None:
+            return None
+        return await read_credentials(self.client, self.namespace, source.secret_ref.name)
+
+    async def _sync(
+        self, key: str, obj: Obj, memory: _Memory, run: tuple[str, ...], *, full: bool, reason: str
+    ) -> Result | None:
+        spec = self._spec(key, obj)
+        assert spec is not None
+        previous = _parse_status(obj, key)
+        generation = (obj.get("metadata") or {}).get("generation")
+        interval = parse_duration(spec.interval)
+        started = time.monotonic()
+        try:
+            image_filter = compile_filter(spec)
+            filter_error = None
+        except InvalidImageFilterError as err:
+            image_filter, filter_error = None, err.message
+        if filter_error is not None and not full:
+            # Retrying sources cannot fix the policy's own filter; the next spec edit will.
+            return Result(requeue_after=self._next_wait(key, previous, memory, interval))
+        outcomes = (
+            {}
+            if filter_error is not None
+            else await run_sources(spec, self._credentials_for, only=run, token_cache=self.token_cache)
+        )
+        now = utcnow()
+        outcome = apply_outcomes(
+            spec=spec,
+            generation=generation,
+            previous=previous,
+            outcomes=outcomes,
+            image_filter=image_filter,
+            image_filter_error=filter_error,
+            full=full,
+            now=now,
+        )
+        metrics.SYNC_DURATION.observe(time.monotonic() - started)
+        self._remember_failures(memory, outcome, interval, now)
+        self._count(outcome)
+        self._log(key, outcome, reason=reason, run=run)
+
+        if full or _comparable(outcome.status) != _comparable(previous):
+            try:
+                written = await self.client.patch_status(self.resource, key, self._status_patch(outcome))
+            except ApiError as err:
+                if err.not_found:
+                    self._forget(key)
+                    return None
+                memory.write_failures += 1
+                hold = min(_WRITE_HOLD_CAP, retry_delay(memory.write_failures, _WRITE_HOLD_CAP))
+                memory.hold_until = time.monotonic() + hold
+                log.error(
+                    "cannot write policy status",
+                    policy=key,
+                    status=err.status,
+                    reason=err.reason,
+                    message=err.message,
+                )
+                return Result(requeue_after=hold)
+            memory.write_failures = 0
+            self._record_events(written, previous, outcome)
+        metrics.IMAGES.labels(policy=key).set(outcome.status.image_count)
+        return Result(requeue_after=self._next_wait(key, outcome.status, memory, interval))
+
+    def _status_patch(self, outcome: SyncOutcome) -> Obj:
+        body = outcome.status.to_json()
+        # Merge patch keeps absent keys; a top-level value that is now unset must be cleared.
+        for name in ("observedGeneration", "lastSyncTime"):
+            body.setdefault(name, None)
+        return {"status": body}
+
+    def _remember_failures(
+        self, memory: _Memory, outcome: SyncOutcome, interval: float, now: datetime
+    ) -> None:
+        for name, run in outcome.runs.items():
+            if run.ok:
+                memory.failures.pop(name, None)
+                memory.retry_at.pop(name, None)
+            else:
+                memory.failures[name] = memory.failures.get(name, 0) + 1
+                delay = retry_delay(memory.failures[name], interval)
+                memory.retry_at[name] = now + timedelta(seconds=delay)
+        known = {s.name for s in outcome.status.sources}
+        for name in [n for n in memory.failures if n not in known]:
+            memory.failures.pop(name, None)
+            memory.retry_at.pop(name, None)
+
+    def _next_wait(self, key: str, status: DiscoveryPolicyStatus, memory: _Memory, interval: float) -> float:
+        """Seconds until the gate has something to do; never zero, so no pass can loop."""
+        now = utcnow()
+        states = self._states(status.sources, memory, interval)
+        waits = [jittered_interval(key, interval) - (now - (status.last_sync_time or now)).total_seconds()]
+        waits += [
+            (s.retry_at - now).total_seconds()
+            for s in states.values()
+            if not s.healthy and s.retry_at is not None
+        ]
+        wait = min(waits)
+        if wait <= 0:  # due already: only possible by clock skew; never loop on it
+            return min(RETRY_FLOOR, interval)
+        return max(MIN_WAIT, wait)
+
+    # -- reporting --------------------------------------------------------------------------------
+
+    def _count(self, outcome: SyncOutcome) -> None:
+        for run in outcome.runs.values():
+            if not run.ok:
+                metrics.SOURCE_ERRORS.labels(type=run.type, reason=run.reason or "Unknown").inc()
+        if outcome.image_filter_error is not None:
+            result = "invalid"
+        elif outcome.all_failed:
+            result = "failed"
+        elif any(not s.healthy for s in outcome.status.sources):
+            result = "partial"
+        else:
+            result = "success"
+        metrics.SYNC_TOTAL.labels(result=result).inc()
+
+    def _log(self, key: str, outcome: SyncOutcome, *, reason: str, run: tuple[str, ...]) -> None:
+        failed = {n: r.reason for n, r in outcome.runs.items() if not r.ok}
+        log.info(
+            "discovery sync",
+            policy=key,
+            trigger=reason,
+            sources=list(run),
+            failed=failed or None,
+            images=outcome.status.image_count,
+            kept_previous_images=outcome.kept_previous_images,
+            image_filter_error=outcome.image_filter_error,
+        )
+        for name, r in outcome.runs.items():
+            for warning in r.warnings:
+                log.warning("source warning", policy=key, source=name, warning=warning)
+
+    def _record_events(self, obj: Obj, previous: DiscoveryPolicyStatus, outcome: SyncOutcome) -> None:
+        note = images_changed_note(
+            [i.image for i in previous.discovered_images], [i.image for i in outcome.status.discovered_images]
+        )
+        if note is not None:
+            self.recorder.event(obj, "Normal", "ImagesDiscovered", note, "Discover")
+        before: Mapping[str, SourceStatus] = {s.name: s for s in previous.sources}
+        for status in outcome.status.sources:
+            old = before.get(status.name)
+            was_healthy = old is None or old.healthy or old.last_sync_time is None
+            if status.last_sync_time is None:
+                continue
+            if not status.healthy and was_healthy:
+                self.recorder.event(
+                    obj,
+                    "Warning",
+                    "SourceFailed",
+                    f"{status.name}: {status.reason}: {status.last_error or ''}",
+                    "Query",
+                )
+            elif status.healthy and old is not None and not old.healthy and old.last_sync_time is not None:
+                self.recorder.event(
+                    obj, "Normal", "SourceRecovered", f"{status.name} is healthy again", "Query"
+                )
+
+    def _forget(self, key: str) -> None:
+        self._memory.pop(key, None)
+        metrics.forget_policy(key)

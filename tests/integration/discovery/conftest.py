@@ -1,0 +1,179 @@
+"""The discovery reconciler running in-process against the session's real control plane.
+
+Each test gets its own :class:`Operator` (a Manager with leader election off, fast informer
+resyncs, no probe server), so a test can stop and restart it. Secrets live in ``drop-system`` as in
+the product docs. Sources are real servers: Prometheus and an OCI registry on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from devtools.localcluster import LocalCluster
+from drop_operator.controllers.discovery import DISCOVERY_POLICIES, DiscoveryReconciler, setup
+from drop_operator.controllers.settings import OperatorSettings
+from drop_operator.runtime import ApiError, KubeClient, Manager
+from drop_operator.runtime.resources import NAMESPACES
+from tests.infra.kube import kube
+
+__all__ = ["kube"]
+
+Obj = dict[str, Any]
+
+OPERATOR_NAMESPACE = "drop-system"
+#: Informer resync period of the test operator: many resyncs happen during an idle window.
+RESYNC = 0.5
+
+
+async def eventually(cond: Callable[[], Any], within: float, what: str, interval: float = 0.2) -> Any:
+    """Bounded poll of a sync or async condition; fails with ``what`` if it never holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = cond()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(interval)
+
+
+class Operator:
+    """The discovery reconciler in a Manager of its own; start/stop at will."""
+
+    def __init__(self, client: KubeClient, *, grace_period: float = 5.0) -> None:
+        self.client = client
+        self.grace_period = grace_period
+        self.manager: Manager | None = None
+        self.reconciler: DiscoveryReconciler | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.manager = Manager(
+            self.client,
+            namespace=OPERATOR_NAMESPACE,
+            leader_election=False,
+            metrics_addr="0",
+            probe_addr="0",
+            grace_period=self.grace_period,
+            resync_period=RESYNC,
+        )
+        self.reconciler = setup(self.manager, OperatorSettings(namespace=OPERATOR_NAMESPACE, workers=2))
+        self._task = asyncio.get_running_loop().create_task(self.manager.run())
+        manager = self.manager
+        await eventually(lambda: manager.started_controllers, 30, "operator started")
+
+    async def stop(self) -> None:
+        if self.manager is not None and self._task is not None:
+            self.manager.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, self.grace_period + 30)
+        self._task = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+
+@pytest_asyncio.fixture
+async def operator_namespace(kube: KubeClient) -> str:
+    with contextlib.suppress(ApiError):
+        await kube.create(
+            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
+        )
+    return OPERATOR_NAMESPACE
+
+
+@pytest_asyncio.fixture
+async def operator(kube: KubeClient, crds: Path, operator_namespace: str) -> AsyncIterator[Operator]:
+    op = Operator(kube)
+    await op.start()
+    try:
+        yield op
+    finally:
+        await op.stop()
+
+
+# -- reading policies ------------------------------------------------------------------------------
+
+
+async def status_of(kube: KubeClient, name: str) -> Obj:
+    obj = await kube.get(DISCOVERY_POLICIES, name)
+    status: Obj = obj.get("status") or {}
+    return status
+
+
+def condition(status: Obj, type_: str) -> Obj:
+    for cond in status.get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+def source(status: Obj, name: str) -> Obj:
+    for entry in status.get("sources") or []:
+        if entry["name"] == name:
+            return dict(entry)
+    return {}
+
+
+def images(status: Obj) -> list[tuple[str, float]]:
+    return [(i["image"], i["score"]) for i in status.get("discoveredImages") or []]
+
+
+async def synced(kube: KubeClient, name: str) -> Obj | None:
+    """The status once it reflects the current generation, else None."""
+    obj = await kube.get(DISCOVERY_POLICIES, name)
+    status: Obj = obj.get("status") or {}
+    return status if status.get("observedGeneration") == obj["metadata"]["generation"] else None
+
+
+async def resync(kube: KubeClient, name: str) -> Obj:
+    """Make the policy sync now by a harmless spec edit (topX + 1), and return the new status."""
+    obj = await kube.get(DISCOVERY_POLICIES, name)
+    await kube.patch(DISCOVERY_POLICIES, name, {"spec": {"topX": obj["spec"].get("topX", 50) + 1}})
+    status: Obj = await eventually(lambda: synced(kube, name), 30, f"{name} synced after a spec edit")
+    return status
+
+
+# -- counting writes at the API server ---------------------------------------------------------------
+
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
+
+
+def discovery_policy_writes(cluster: LocalCluster) -> float:
+    """Sum of ``apiserver_request_total`` for write verbs on discoverypolicies (any subresource)."""
+    request = urllib.request.Request(
+        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {cluster.token}"}
+    )
+    context = ssl.create_default_context(cafile=str(cluster.ca_file))
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match["labels"]))
+        if labels.get("resource") == "discoverypolicies" and labels.get("verb") in WRITE_VERBS:
+            total += float(match["value"])
+    return total
+
+
+@pytest.fixture
+def policy_writes(control_plane: LocalCluster) -> Callable[[], float]:
+    return lambda: discovery_policy_writes(control_plane)
