@@ -188,8 +188,8 @@ class Informer:
         self._m_last.set(time.time())
 
     async def run(self) -> None:
-        """List and watch until cancelled."""
-        need_list = True
+        """List and watch until cancelled; a restarted informer resumes from its last resourceVersion."""
+        need_list = not (self.has_synced and self._resource_version)
         while True:
             reason = "timeout"
             try:

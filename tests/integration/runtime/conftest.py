@@ -1,0 +1,66 @@
+"""Runtime integration fixtures: the shared ``kube`` client plus small helpers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest_asyncio
+
+from drop_operator.runtime import KubeClient
+from drop_operator.runtime.resources import NAMESPACES
+from tests.infra.controlplane import unique_name
+from tests.infra.kube import kube
+
+__all__ = ["kube"]
+
+
+async def eventually(cond: Callable[[], Any], within: float, what: str, interval: float = 0.05) -> Any:
+    """Bounded poll (sync or async condition); fails with ``what`` if it never holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = cond()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(interval)
+
+
+class Recorder:
+    """Collects informer notifications as (kind, key, resourceVersion) tuples."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    @staticmethod
+    def _id(obj: dict[str, Any]) -> tuple[str, str]:
+        meta = obj["metadata"]
+        return meta["name"], str(meta.get("resourceVersion", ""))
+
+    def add(self, obj: dict[str, Any]) -> None:
+        self.events.append(("add", *self._id(obj)))
+
+    def update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        self.events.append(("update", *self._id(new)))
+
+    def delete(self, obj: dict[str, Any]) -> None:
+        self.events.append(("delete", *self._id(obj)))
+
+    def of(self, kind: str) -> list[str]:
+        return [name for k, name, _ in self.events if k == kind]
+
+
+@pytest_asyncio.fixture
+async def namespace(kube: KubeClient) -> AsyncIterator[str]:
+    """A fresh namespace for the test, deleted afterwards."""
+    name = unique_name("rt")
+    await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        await kube.delete(NAMESPACES, name)
