@@ -61,7 +61,9 @@ async def test_requeue_after_schedules_another_pass() -> None:
     ctrl.enqueue("k")
     await wait_for(lambda: len(calls) == 2)
     assert calls[1] - calls[0] >= 0.09
-    assert sample("controller_runtime_reconcile_total", controller="unit-requeue", result="requeue_after") == 1
+    assert (
+        sample("controller_runtime_reconcile_total", controller="unit-requeue", result="requeue_after") == 1
+    )
     assert await ctrl.shutdown(1.0)
 
 
