@@ -49,6 +49,7 @@ _PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 _TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST_RE = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
 _IMAGE_ID_RE = re.compile(r"(?:sha256:)?[a-f0-9]{64}")
+_WHITESPACE = re.compile(r"\s")
 
 
 class InvalidReferenceError(ValueError):
@@ -120,7 +121,7 @@ def parse(reference: str, *, default_tag: str | None = None) -> ImageReference:
     ref = reference.strip()
     if not ref:
         raise InvalidReferenceError(reference, "empty")
-    if ref != reference or any(c.isspace() for c in ref):
+    if ref != reference or _WHITESPACE.search(ref):
         raise InvalidReferenceError(reference, "contains whitespace")
     if _IMAGE_ID_RE.fullmatch(ref):
         raise InvalidReferenceError(reference, "this is an image ID, not a pullable reference")

@@ -35,6 +35,7 @@ class Reason(StrEnum):
     INVALID_IMAGE_FILTER = "InvalidImageFilter"
     INVALID_CONFIG = "InvalidConfig"
     INVALID_CREDENTIALS = "InvalidCredentials"
+    INTERNAL_ERROR = "InternalError"
 
 
 class DiscoveryError(Exception):
