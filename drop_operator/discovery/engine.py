@@ -4,7 +4,8 @@ Rules, in order:
 
 1. **Normalize** every candidate with `imageref` (`nginx:1.25` → `docker.io/library/nginx:1.25`;
    a reference with neither tag nor digest gets `:latest`, which is what a node would pull).
-   Invalid references are counted per source with a few examples, never ranked.
+   Invalid references are counted per source with a few examples, never ranked; so are
+   non-finite scores (a source should not produce them; the built-in ones never do).
 2. **Merge**: an image's score is the sum over sources of `weight * score`, where a source's own
    score for an image is the sum of its candidates that normalize to that image (as the
    Prometheus source sums series). Each image remembers which sources found it.
@@ -17,6 +18,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -72,6 +74,7 @@ class Ranking:
     distinct: int  # distinct valid images before filter and topX
     filtered_out: int  # removed by imageFilter
     invalid: dict[str, InvalidReferences]  # by source name; only sources with invalid candidates
+    non_finite: int = 0  # candidates whose score was NaN or infinite (never ranked)
 
 
 class ImageFilter:
@@ -117,9 +120,13 @@ def rank(
     found_by: dict[str, list[str]] = {}
     invalid: dict[str, InvalidReferences] = {}
     cache: dict[str, str | None] = {}
+    non_finite = 0
     for contribution in inputs:
         weight = contribution.weight
         for image, score in contribution.candidates:
+            if not math.isfinite(score * weight):
+                non_finite += 1
+                continue
             name = cache[image] if image in cache else _normalize(image, default_tag, cache)
             if name is None:
                 bad = invalid.setdefault(contribution.source, InvalidReferences())
@@ -143,7 +150,9 @@ def rank(
     if top_x is not None:
         names = names[:top_x]
     images = [RankedImage(n, scores[n], tuple(sorted(found_by[n]))) for n in names]
-    return Ranking(images=images, distinct=distinct, filtered_out=filtered_out, invalid=invalid)
+    return Ranking(
+        images=images, distinct=distinct, filtered_out=filtered_out, invalid=invalid, non_finite=non_finite
+    )
 
 
 def _normalize(image: str, default_tag: str, cache: dict[str, str | None]) -> str | None:

@@ -216,7 +216,7 @@ class HttpClient:
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=8),
             timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(self.timeout, 10.0)),
             headers=dict(self.credentials.headers),
-            trust_env=True,
+            trust_env=True,  # honour HTTPS_PROXY/NO_PROXY, as clusters behind proxies need
         )
         return self
 

@@ -293,3 +293,10 @@ def test_rank_is_deterministic_under_input_order() -> None:
     b = rank([SourceCandidates("s", list(reversed(cands)))], top_x=20).images
     assert a == b
     assert all(math.isfinite(i.score) for i in a)
+
+
+def test_rank_skips_non_finite_scores() -> None:
+    cands = [Candidate("a:1", math.nan), Candidate("b:1", math.inf), Candidate("c:1", 1.0)]
+    ranking = rank([SourceCandidates("s", cands)])
+    assert [i.image for i in ranking.images] == ["docker.io/library/c:1"]
+    assert ranking.non_finite == 2

@@ -196,6 +196,17 @@ def test_invalid_configuration_fails_before_any_request(overrides: dict[str, obj
     assert err.value.reason is reason
 
 
+async def test_registry_variable_is_the_host_never_a_url(registry_server: RegistryFactory) -> None:
+    reg = registry_server()
+    reg.push_image("team/app", "v1")
+    config = RegistryConfig(
+        reg.url + "/", ["team/app"], image_template="{{ .Registry }}/{{ .Repository }}:{{ .Tag }}"
+    )
+    result = await RegistrySource(config).discover()
+    assert [c.image for c in result.candidates] == [f"{reg.host}/team/app:v1"]
+    assert not reg.host.startswith("http")
+
+
 async def test_version_pattern(registry_server: RegistryFactory) -> None:
     reg = registry_server()
     reg.push_tags("team/app", ["build-20240101-9", "build-20231231-12", "build-20240101-10"])
