@@ -66,6 +66,7 @@ class Informer:
         inactivity_timeout: float = 80.0,
         backoff: Backoff | None = None,
         page_size: int = 500,
+        strip_managed_fields: bool = True,
     ) -> None:
         self.client = client
         self.resource = resource
@@ -77,6 +78,7 @@ class Informer:
         self.inactivity_timeout = inactivity_timeout
         self.backoff = backoff or Backoff()
         self.page_size = page_size
+        self.strip_managed_fields = strip_managed_fields
         self._store: dict[str, Obj] = {}
         self._index_funcs: dict[str, IndexFunc] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {}
@@ -283,6 +285,10 @@ class Informer:
             self._resource_version = rv
 
     def _upsert(self, key: str, obj: Obj) -> None:
+        if self.strip_managed_fields:
+            # Server-side apply bookkeeping: large, and never read from a cache (controller-runtime
+            # strips it the same way). Reconcilers that need it GET the object.
+            (obj.get("metadata") or {}).pop("managedFields", None)
         old = self._store.get(key)
         if old is not None and _rv(old) == _rv(obj):
             return  # already seen (overlap after a re-list): never notify twice
