@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from drop_operator.controllers import discovery
+
 if TYPE_CHECKING:
     from drop_operator.controllers.settings import OperatorSettings
     from drop_operator.runtime import Manager
@@ -16,6 +18,4 @@ def register_controllers(manager: Manager, settings: OperatorSettings) -> None:
     own controller here (informers are shared through ``manager.informer``), so the CLI does not need
     to know which reconcilers exist.
     """
-    from drop_operator.controllers import discovery
-
     discovery.setup(manager, settings)
