@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from drop_operator import __version__
+from drop_operator import __version__, preview
 from drop_operator.controllers import register_controllers
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, CacheSyncTimeoutError, KubeClient, LeadershipLostError, Manager
@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=["debug", "info", "warning", "error"], default="info", help="minimum log level"
     )
     run.set_defaults(handler=_cmd_run)
+    preview.add_parser(sub, _HelpFormatter)
     return parser
 
 
