@@ -1,0 +1,17 @@
+"""Resource descriptors of the kinds this reconciler reads and writes, from the API's kind table."""
+
+from __future__ import annotations
+
+from drop_operator.api.groups import CACHED_IMAGE, CACHED_IMAGE_SET, DISCOVERY_POLICY, KindInfo
+from drop_operator.runtime.resource import Resource
+
+__all__ = ["CACHED_IMAGES", "CACHED_IMAGE_SETS", "DISCOVERY_POLICIES"]
+
+
+def _resource(kind: KindInfo) -> Resource:
+    return Resource(kind.group, kind.version, kind.kind, kind.plural, namespaced=kind.namespaced)
+
+
+CACHED_IMAGE_SETS = _resource(CACHED_IMAGE_SET)
+CACHED_IMAGES = _resource(CACHED_IMAGE)
+DISCOVERY_POLICIES = _resource(DISCOVERY_POLICY)

@@ -1,0 +1,239 @@
+"""The image-set reconciler running in-process against the session's real control plane.
+
+Each test gets its own :class:`Operator` (a Manager with leader election off, short informer
+resyncs, no probe server), so a test can stop and restart it. The DiscoveryPolicy's status is
+written directly, standing in for the discovery reconciler: the set reconciler only reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from devtools.localcluster import LocalCluster
+from drop_operator.api.cachedimageset import CACHED_IMAGE_SET_LABEL
+from drop_operator.controllers.imageset import setup
+from drop_operator.controllers.imageset.resources import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
+from drop_operator.controllers.settings import OperatorSettings
+from drop_operator.runtime import KubeClient, Manager
+from drop_operator.runtime.informer import Informer
+from tests.infra.kube import kube
+
+__all__ = ["kube"]
+
+Obj = dict[str, Any]
+
+#: Informer resync period of the test operator: several resyncs fit in a few seconds.
+RESYNC = 1.0
+
+
+async def eventually(cond: Callable[[], Any], within: float, what: str, interval: float = 0.1) -> Any:
+    """Bounded poll of a sync or async condition; fails with ``what`` if it never holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = cond()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(interval)
+
+
+class Operator:
+    """The image-set reconciler in a Manager of its own; start/stop at will."""
+
+    def __init__(self, client: KubeClient, *, grace_period: float = 5.0) -> None:
+        self.client = client
+        self.grace_period = grace_period
+        self.manager: Manager | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.added: list[Obj] = []
+
+    @property
+    def children(self) -> Informer:
+        assert self.manager is not None
+        return self.manager.informer(CACHED_IMAGES)
+
+    async def start(self) -> None:
+        self.added = []
+        self.manager = Manager(
+            self.client,
+            namespace="default",
+            leader_election=False,
+            metrics_addr="0",
+            probe_addr="0",
+            grace_period=self.grace_period,
+            resync_period=RESYNC,
+        )
+        setup(self.manager, OperatorSettings(namespace="default", workers=2))
+        self.children.add_handler(on_add=self.added.append)
+        self._task = asyncio.get_running_loop().create_task(self.manager.run())
+        manager = self.manager
+        await eventually(lambda: manager.started_controllers, 30, "operator started")
+
+    async def stop(self) -> None:
+        if self.manager is not None and self._task is not None:
+            self.manager.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, self.grace_period + 30)
+        self._task = None
+
+    def added_names(self, set_name: str) -> list[str]:
+        return [
+            o["metadata"]["name"]
+            for o in self.added
+            if (o["metadata"].get("labels") or {}).get(CACHED_IMAGE_SET_LABEL) == set_name
+        ]
+
+
+@pytest_asyncio.fixture
+async def operator(kube: KubeClient, crds: Path) -> AsyncIterator[Operator]:
+    op = Operator(kube)
+    await op.start()
+    try:
+        yield op
+    finally:
+        await op.stop()
+
+
+# -- objects ---------------------------------------------------------------------------------------
+
+
+def policy_body(name: str) -> Obj:
+    return {
+        "apiVersion": DISCOVERY_POLICIES.api_version,
+        "kind": DISCOVERY_POLICIES.kind,
+        "metadata": {"name": name},
+        "spec": {
+            "interval": "1h",
+            "topX": 1000,
+            "sources": [
+                {"type": "prometheus", "prometheus": {"endpoint": "http://127.0.0.1:9", "query": "up"}}
+            ],
+        },
+    }
+
+
+def healthy_conditions(ready: str = "True", sources: str = "True", message: str = "") -> list[Obj]:
+    return [
+        {
+            "type": "Ready",
+            "status": ready,
+            "reason": "Synced" if ready == "True" else "AllSourcesFailed",
+            "message": message,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        },
+        {
+            "type": "SourcesHealthy",
+            "status": sources,
+            "reason": "AllHealthy" if sources == "True" else "Timeout",
+            "message": message,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        },
+    ]
+
+
+async def publish(
+    kube: KubeClient, policy: str, images: Iterable[str], *, conditions: list[Obj] | None = None
+) -> Obj:
+    """Write the policy's status as the discovery reconciler would."""
+    current = await kube.get(DISCOVERY_POLICIES, policy)
+    listed = list(images)
+    return await kube.patch_status(
+        DISCOVERY_POLICIES,
+        policy,
+        {
+            "status": {
+                "observedGeneration": current["metadata"]["generation"],
+                "lastSyncTime": "2026-01-01T00:00:00Z",
+                "imageCount": len(listed),
+                "discoveredImages": [
+                    {"image": image, "score": float(len(listed) - i), "sources": ["prometheus-0"]}
+                    for i, image in enumerate(listed)
+                ],
+                "conditions": conditions if conditions is not None else healthy_conditions(),
+            }
+        },
+    )
+
+
+def set_body(name: str, *, policy: str | None = None, images: Iterable[str] = (), **template: Any) -> Obj:
+    spec: Obj = {"images": list(images), **template}
+    if policy is not None:
+        spec["discoveryPolicyRef"] = {"name": policy}
+    return {
+        "apiVersion": CACHED_IMAGE_SETS.api_version,
+        "kind": CACHED_IMAGE_SETS.kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+async def children_of(kube: KubeClient, set_name: str) -> list[Obj]:
+    items, _ = await kube.list(CACHED_IMAGES, label_selector=f"{CACHED_IMAGE_SET_LABEL}={set_name}")
+    return items
+
+
+def reference(child: Obj) -> str:
+    spec = child["spec"]
+    return f"{spec['image']}@{spec['digest']}" if spec.get("digest") else f"{spec['image']}:{spec['tag']}"
+
+
+async def status_of(kube: KubeClient, set_name: str) -> Obj:
+    obj = await kube.get(CACHED_IMAGE_SETS, set_name)
+    status: Obj = obj.get("status") or {}
+    return status
+
+
+def condition(status: Obj, type_: str) -> Obj:
+    for cond in status.get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+# -- counting writes at the API server ---------------------------------------------------------------
+
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def apiserver_writes(cluster: LocalCluster, resources: set[str]) -> dict[tuple[str, str, str], float]:
+    """``apiserver_request_total`` for write verbs on drop's group, by (verb, resource, subresource)."""
+    request = urllib.request.Request(
+        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {cluster.token}"}
+    )
+    context = ssl.create_default_context(cafile=str(cluster.ca_file))
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        text = response.read().decode()
+    out: dict[tuple[str, str, str], float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match["labels"]))
+        if labels.get("group") != "drop.corewire.io" or labels.get("verb") not in WRITE_VERBS:
+            continue
+        if labels.get("resource") not in resources:
+            continue
+        key = (labels["verb"], labels["resource"], labels.get("subresource", ""))
+        out[key] = out.get(key, 0.0) + float(match["value"])
+    return out
+
+
+@pytest.fixture
+def write_counter(control_plane: LocalCluster) -> Callable[[], dict[tuple[str, str, str], float]]:
+    return lambda: apiserver_writes(control_plane, {"cachedimages", "cachedimagesets"})
