@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from drop_operator.controllers import discovery
+from drop_operator.controllers import cachedimage, discovery, imageset
 
 if TYPE_CHECKING:
     from drop_operator.controllers.settings import OperatorSettings
@@ -19,3 +19,5 @@ def register_controllers(manager: Manager, settings: OperatorSettings) -> None:
     to know which reconcilers exist.
     """
     discovery.setup(manager, settings)
+    imageset.setup(manager, settings)
+    cachedimage.setup(manager, settings)
