@@ -102,10 +102,14 @@ def label_value(value: str) -> str:
     return f"{prefix}-{short_hash(value)}" if prefix else short_hash(value)
 
 
-def pull_pod_name(image_name: str, reference: str, node: str) -> str:
-    """Deterministic pod name per (CachedImage, reference, node); a DNS subdomain <= 63 chars."""
-    prefix = image_name[:36].rstrip("-.")
-    return f"pull-{prefix}-{short_hash(image_name, reference, node, length=16)}"
+def pull_pod_name(image_name: str, image_uid: str, reference: str, node: str) -> str:
+    """Deterministic pod name per (CachedImage, reference, node); a DNS label <= 63 chars.
+
+    The uid keeps a recreated CachedImage of the same name from colliding with pods of its
+    predecessor that the garbage collector has not removed yet.
+    """
+    prefix = image_name[:36].replace(".", "-").rstrip("-")
+    return f"pull-{prefix}-{short_hash(image_name, image_uid, reference, node, length=16)}"
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ _RESOURCES: dict[str, Any] = {
 
 def build_pull_pod(req: PodRequest) -> dict[str, Any]:
     """The pull pod for one image on one node (Pod Security "restricted")."""
-    name = pull_pod_name(req.image_name, req.reference, req.node)
+    name = pull_pod_name(req.image_name, req.image_uid, req.reference, req.node)
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drop_operator.api import Toleration
-from drop_operator.controllers.nodes import (
+from drop_operator.controllers.cachedimage.nodes import (
     is_target,
     node_fingerprint,
     node_images,

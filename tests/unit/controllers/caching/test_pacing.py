@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from drop_operator.api import PullPolicySpec
-from drop_operator.controllers.pacing import (
+from drop_operator.controllers.cachedimage.pacing import (
     Pacing,
     PendingPull,
     PolicyGates,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from drop_operator.api import LocalObjectReference, Toleration
-from drop_operator.controllers.pullpods import (
+from drop_operator.controllers.cachedimage.pullpods import (
     LABEL_NODE,
     PodRequest,
     build_pull_pod,
@@ -36,20 +36,21 @@ REQ = PodRequest(
 
 
 def test_names_are_deterministic_and_distinct() -> None:
-    a = pull_pod_name("img", "r:1", "n1")
-    assert a == pull_pod_name("img", "r:1", "n1")
+    a = pull_pod_name("img", "u", "r:1", "n1")
+    assert a == pull_pod_name("img", "u", "r:1", "n1")
     assert (
         len(
             {
                 a,
-                pull_pod_name("img", "r:1", "n2"),
-                pull_pod_name("img", "r:2", "n1"),
-                pull_pod_name("im", "r:1", "n1"),
+                pull_pod_name("img", "u", "r:1", "n2"),
+                pull_pod_name("img", "u", "r:2", "n1"),
+                pull_pod_name("im", "u", "r:1", "n1"),
+                pull_pod_name("img", "v", "r:1", "n1"),
             }
         )
-        == 4
+        == 5
     )
-    long = pull_pod_name("a" * 253, "r:1", "n1")
+    long = pull_pod_name("a" * 253, "u", "r:1", "n1")
     assert len(long) <= 63
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", long)
 

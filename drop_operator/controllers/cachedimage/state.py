@@ -1,0 +1,116 @@
+"""What the reconciler remembers about one CachedImage between passes.
+
+Memory is the working copy; the API server holds what must survive a restart, in bounded form:
+
+* cached nodes -> the ``drop.corewire.io/cached-nodes`` annotation (see :mod:`.nodecache`),
+* failures -> ``status.recentFailures`` (at most ten, one entry per node, newest first); on start
+  the backoff of those nodes is seeded from it, so a restart does not retry every failing node at
+  once. Failure counts of nodes beyond those ten restart from one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from drop_operator.api import NodeFailure
+from drop_operator.api.cachedimage import MAX_RECENT_FAILURES
+from drop_operator.controllers.cachedimage import nodecache
+from drop_operator.controllers.cachedimage.pacing import Pacing, backoff_delay
+
+__all__ = ["ImageState", "NodeFailureState"]
+
+
+@dataclass
+class NodeFailureState:
+    """Consecutive failures of one node for this image, and when it may be retried (unix time)."""
+
+    failures: int
+    retry_at: float
+    reason: str
+    message: str
+    time: datetime
+
+
+@dataclass
+class ImageState:
+    """Per-image memory; bounded by the number of nodes."""
+
+    uid: str
+    reference: str
+    cached: dict[str, float] = field(default_factory=dict)
+    """Node key -> unix time of the last successful pull."""
+    failures: dict[str, NodeFailureState] = field(default_factory=dict)
+    """Node name -> failure state (cleared by a success)."""
+    recent: list[NodeFailure] = field(default_factory=list)
+    recorded: set[str] = field(default_factory=set)
+    """UIDs of finished pods whose result was recorded (the pod may still be in the cache)."""
+    digest: str | None = None
+    last_pulled: datetime | None = None
+    rolling_out: bool = False
+    written_status: dict[str, object] | None = None
+    written_annotation: str | None = None
+    last_flush: float = 0.0
+
+    @classmethod
+    def load(
+        cls,
+        uid: str,
+        reference: str,
+        annotation: str | None,
+        *,
+        recent: Iterable[NodeFailure],
+        pacing: Pacing,
+        rand: Callable[[], float],
+    ) -> ImageState:
+        """Rebuild memory from the object: cached nodes from the annotation, backoff from failures."""
+        state = cls(uid=uid, reference=reference, cached=nodecache.decode(reference, annotation))
+        state.written_annotation = annotation
+        for failure in recent:
+            if failure.node in state.failures:
+                continue
+            when = failure.time if failure.time.tzinfo else failure.time.replace(tzinfo=UTC)
+            state.failures[failure.node] = NodeFailureState(
+                failures=1,
+                retry_at=when.timestamp() + backoff_delay(1, pacing, rand()),
+                reason=failure.reason,
+                message=failure.message,
+                time=when,
+            )
+            state.recent.append(failure)
+        return state
+
+    def record_success(self, node: str, when: datetime, digest: str | None) -> bool:
+        """Mark ``node`` cached; returns True when the node had been failing (a recovery)."""
+        self.cached[nodecache.node_key(node)] = when.timestamp()
+        recovered = self.failures.pop(node, None) is not None
+        self.recent = [f for f in self.recent if f.node != node]
+        if digest:
+            self.digest = digest
+        if self.last_pulled is None or when > self.last_pulled:
+            self.last_pulled = when
+        return recovered
+
+    def record_failure(
+        self, node: str, reason: str, message: str, *, when: datetime, pacing: Pacing, rand: float
+    ) -> NodeFailureState:
+        """Count a failure, schedule the retry with backoff, and keep it in the bounded list."""
+        previous = self.failures.get(node)
+        count = (previous.failures if previous else 0) + 1
+        state = NodeFailureState(
+            failures=count,
+            retry_at=when.timestamp() + backoff_delay(count, pacing, rand),
+            reason=reason,
+            message=message,
+            time=when,
+        )
+        self.failures[node] = state
+        entry = NodeFailure(node=node, reason=reason, message=message[:1024], time=when)
+        self.recent = [entry, *(f for f in self.recent if f.node != node)][:MAX_RECENT_FAILURES]
+        return state
+
+    def prune(self, existing_nodes: set[str]) -> None:
+        """Forget failures of nodes that no longer exist (cached keys are pruned when encoding)."""
+        for node in [n for n in self.failures if n not in existing_nodes]:
+            del self.failures[node]

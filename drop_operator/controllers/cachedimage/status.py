@@ -1,0 +1,112 @@
+"""CachedImage status from node counts: the counts themselves and the three conditions.
+
+Pure, so every combination is unit-tested. ``Degraded`` carries the kubelet-derived reason of the
+most recent failure among the nodes still failing (``ErrImagePull``, ``Unauthorized``,
+``Timeout``...), which is what a person needs to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from drop_operator.api import Condition, NodeFailure, set_condition
+from drop_operator.api.cachedimage import DEGRADED, PROGRESSING, READY, CachedImageStatus
+
+__all__ = ["NodeCounts", "build_status", "condition_reason"]
+
+_REASON_OK = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+
+
+@dataclass(frozen=True)
+class NodeCounts:
+    target: int
+    cached: int
+    pulling: int
+    failed: int
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.target - self.cached - self.pulling - self.failed)
+
+
+def condition_reason(text: str, fallback: str = "PullFailed") -> str:
+    """A value allowed as a condition reason (CamelCase identifier), from a kubelet or pod reason."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "", text or "")
+    return cleaned if cleaned and _REASON_OK.match(cleaned) else fallback
+
+
+def build_status(
+    previous: CachedImageStatus,
+    *,
+    generation: int | None,
+    counts: NodeCounts,
+    failures: list[NodeFailure],
+    failing_nodes: set[str],
+    resolved_digest: str | None,
+    last_pulled: datetime | None,
+    policy_problem: str | None = None,
+) -> CachedImageStatus:
+    """The status to write; conditions keep their transition times while their status holds."""
+    cond = previous.conditions
+    c = counts
+    summary = f"cached on {c.cached} of {c.target} target nodes"
+    if c.pulling or c.failed:
+        summary += f" ({c.pulling} pulling, {c.failed} failed)"
+
+    def put(type_: str, status: str, reason: str, message: str) -> None:
+        nonlocal cond
+        cond = set_condition(
+            cond,
+            Condition.model_validate(
+                {
+                    "type": type_,
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "observedGeneration": generation,
+                }
+            ),
+        )
+
+    if policy_problem is not None:
+        put(
+            READY,
+            "True" if c.target and c.cached == c.target else "False",
+            "PullPolicyNotFound",
+            policy_problem,
+        )
+        put(PROGRESSING, "False", "PullPolicyNotFound", policy_problem)
+        put(DEGRADED, "True", "PullPolicyNotFound", policy_problem)
+    else:
+        done = c.cached >= c.target
+        if done:
+            put(READY, "True", "NoTargetNodes" if c.target == 0 else "Cached", summary)
+            put(PROGRESSING, "False", "NoTargetNodes" if c.target == 0 else "Cached", summary)
+        else:
+            waiting_reason = (
+                "Pulling" if c.pulling else ("PullFailed" if c.failed and not c.pending else "Waiting")
+            )
+            put(READY, "False", waiting_reason, summary)
+            put(PROGRESSING, "True", "Pulling" if c.pulling else "Waiting", summary)
+        current = [f for f in failures if f.node in failing_nodes]
+        if current:
+            last = current[0]
+            message = f"{c.failed} of {c.target} target nodes failed; latest on {last.node}: {last.reason}"
+            if last.message:
+                message += f": {last.message}"
+            put(DEGRADED, "True", condition_reason(last.reason), message[:4096])
+        else:
+            put(DEGRADED, "False", "AsExpected", "no failing target nodes")
+    return CachedImageStatus(
+        observed_generation=generation,
+        target_nodes=c.target,
+        cached_nodes=c.cached,
+        pulling_nodes=c.pulling,
+        failed_nodes=c.failed,
+        recent_failures=failures,
+        resolved_digest=resolved_digest or previous.resolved_digest,
+        last_pulled_time=last_pulled or previous.last_pulled_time,
+        conditions=cond,
+    )

@@ -1,0 +1,326 @@
+"""The node-caching reconciler in-process against the session's control plane, kwok and kube-scheduler.
+
+kwok runs with the lifecycle in ``tests/data/kwok/pull-pods.yaml``: a pull pod succeeds, fails with
+a chosen kubelet reason, or hangs, according to its image tag and node name. Each test gets its own
+namespace for pull pods and its own node group label (nodes are cluster-wide and outlive tests), and
+an :class:`Operator` it can stop and restart. :class:`PodWatch` follows the test namespace's pods
+at the API server (a watch of its own, not the operator's cache) and keeps the highest number of
+pulls ever in flight at once per pool, image and node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster, Process
+from devtools.tools import REPO_ROOT, go_tool
+from drop_operator.controllers.cachedimage import CachedImageReconciler, setup
+from drop_operator.controllers.cachedimage.pullpods import (
+    ANNOTATION_IMAGE,
+    LABEL_POOL,
+    is_active,
+    pod_node,
+)
+from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES, PULL_POLICIES
+from drop_operator.controllers.settings import OperatorSettings
+from drop_operator.runtime import ApiError, KubeClient, Manager
+from drop_operator.runtime.resources import NAMESPACES, NODES, PODS
+from tests.infra.kube import kube
+
+__all__ = ["kube"]
+
+Obj = dict[str, Any]
+STAGES = REPO_ROOT / "tests" / "data" / "kwok" / "pull-pods.yaml"
+GROUP_LABEL = "drop.test/group"
+HOLD_NOT_READY = "drop.test/hold-not-ready"
+
+
+async def eventually(cond: Callable[[], Any], within: float, what: str, interval: float = 0.1) -> Any:
+    """Bounded poll of a sync or async condition; fails with ``what`` if it never holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = cond()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def pull_cluster(control_plane: LocalCluster, crds: Path) -> Iterator[LocalCluster]:
+    """The control plane with kwok (re)started on the pull-pod lifecycle, plus node lifecycle.
+
+    The node lifecycle controller is what removes the ``node.kubernetes.io/not-ready`` taint that
+    admission puts on every new Node once the node reports Ready; without it no new node would
+    ever be schedulable.
+    """
+    if "kube-scheduler" not in control_plane.processes:
+        pytest.fail("the local control plane runs no kube-scheduler: pull pods would never be bound")
+    control_plane.stop_kwok()
+    control_plane.processes.pop("kwok", None)
+    control_plane.start_kwok([STAGES])
+    lifecycle = Process(
+        "node-lifecycle-controller",
+        [
+            str(go_tool("kubernetes", "kube-controller-manager")),
+            f"--kubeconfig={control_plane.kubeconfig}",
+            "--controllers=node-lifecycle-controller",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            "--secure-port=0",
+            "--node-monitor-period=1s",
+        ],
+        control_plane.workdir / "logs" / "node-lifecycle-controller.log",
+    )
+    lifecycle.start()
+    try:
+        yield control_plane
+    finally:
+        lifecycle.stop()
+
+
+@dataclass
+class Env:
+    """Names one test owns: its pull-pod namespace and its node group."""
+
+    kube: KubeClient
+    namespace: str
+    group: str
+    nodes: list[str] = field(default_factory=list)
+
+    async def add_node(
+        self,
+        name: str | None = None,
+        *,
+        prefix: str = "n",
+        taints: list[Obj] | None = None,
+        hold_not_ready: bool = False,
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        name = name or f"{prefix}-{self.group}-{len(self.nodes)}"
+        annotations = {KWOK_NODE_ANNOTATION: "fake"}
+        if hold_not_ready:
+            annotations[HOLD_NOT_READY] = "true"
+        await self.kube.create(
+            NODES,
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "labels": {GROUP_LABEL: self.group, "type": "kwok", **(labels or {})},
+                    "annotations": annotations,
+                },
+                "spec": {"taints": taints or []},
+            },
+        )
+        self.nodes.append(name)
+        return name
+
+    async def add_nodes(self, count: int, **kw: Any) -> list[str]:
+        return [await self.add_node(**kw) for _ in range(count)]
+
+    async def policy(self, name: str, **spec: Any) -> str:
+        await self.kube.create(
+            PULL_POLICIES,
+            {
+                "apiVersion": PULL_POLICIES.api_version,
+                "kind": "PullPolicy",
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+        )
+        return name
+
+    async def image(self, name: str, image: str, tag: str, *, policy: str | None = None, **spec: Any) -> str:
+        body_spec: Obj = {"image": image, "tag": tag, "nodeSelector": {GROUP_LABEL: self.group}, **spec}
+        if policy:
+            body_spec["pullPolicyRef"] = {"name": policy}
+        await self.kube.create(
+            CACHED_IMAGES,
+            {
+                "apiVersion": CACHED_IMAGES.api_version,
+                "kind": "CachedImage",
+                "metadata": {"name": name},
+                "spec": body_spec,
+            },
+        )
+        return name
+
+    async def status(self, name: str) -> Obj:
+        status: Obj = (await self.kube.get(CACHED_IMAGES, name)).get("status") or {}
+        return status
+
+    async def pods(self) -> list[Obj]:
+        items, _ = await self.kube.list(PODS, namespace=self.namespace)
+        return items
+
+
+def condition(status: Obj, type_: str) -> Obj:
+    return next((dict(c) for c in status.get("conditions") or [] if c["type"] == type_), {})
+
+
+@pytest_asyncio.fixture
+async def env(kube: KubeClient, pull_cluster: LocalCluster) -> AsyncIterator[Env]:
+    group = uuid.uuid4().hex[:8]
+    namespace = f"pulls-{group}"
+    await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    e = Env(kube, namespace, group)
+    try:
+        yield e
+    finally:
+        # Cluster-scoped leftovers of this test would be targets of nothing (own group label) but
+        # still cost the shared kwok work; remove them.
+        for node in e.nodes:
+            with contextlib.suppress(ApiError):
+                await kube.delete(NODES, node)
+        with contextlib.suppress(ApiError):
+            await kube.delete(NAMESPACES, namespace)
+
+
+class Operator:
+    """The node-caching reconciler in a Manager of its own (no leader election, no servers)."""
+
+    def __init__(self, client: KubeClient, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.manager: Manager | None = None
+        self.reconciler: CachedImageReconciler | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.manager = Manager(
+            self.client,
+            namespace=self.namespace,
+            leader_election=False,
+            metrics_addr="0",
+            probe_addr="0",
+            grace_period=5,
+        )
+        self.reconciler = setup(
+            self.manager,
+            OperatorSettings(namespace=self.namespace, operator_image="drop-operator:test", workers=4),
+        )
+        self._task = asyncio.get_running_loop().create_task(self.manager.run())
+        manager = self.manager
+        await eventually(lambda: manager.started_controllers, 30, "operator started")
+
+    async def stop(self) -> None:
+        if self.manager is not None and self._task is not None:
+            self.manager.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 40)
+        self._task = None
+
+
+@pytest_asyncio.fixture
+async def operator(kube: KubeClient, env: Env) -> AsyncIterator[Operator]:
+    op = Operator(kube, env.namespace)
+    await op.start()
+    try:
+        yield op
+    finally:
+        await op.stop()
+
+
+class PodWatch:
+    """Every pull pod of a namespace as the API server reports it, with the peaks of concurrency."""
+
+    def __init__(self, client: KubeClient, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.pods: dict[str, Obj] = {}
+        self.added: list[tuple[float, Obj]] = []
+        self.peak_pool: Counter[str] = Counter()
+        self.peak_image: Counter[str] = Counter()
+        self.peak_node: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        items, rv = await self.client.list(PODS, namespace=self.namespace)
+        for pod in items:
+            self._apply("ADDED", pod)
+        self._ready.set()
+        while True:
+            async for event in self.client.watch(
+                PODS, namespace=self.namespace, resource_version=rv, timeout_seconds=300
+            ):
+                obj = event["object"]
+                rv = obj["metadata"].get("resourceVersion", rv)
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    self._apply(event["type"], obj)
+
+    def _apply(self, type_: str, pod: Obj) -> None:
+        name = pod["metadata"]["name"]
+        if type_ == "DELETED":
+            self.pods.pop(name, None)
+        else:
+            if type_ == "ADDED" and name not in self.pods:
+                self.added.append((time.monotonic(), pod))
+            self.pods[name] = pod
+        self._measure()
+
+    def _measure(self) -> None:
+        pools: Counter[str] = Counter()
+        images: Counter[str] = Counter()
+        nodes: Counter[str] = Counter()
+        for pod in self.pods.values():
+            if not is_active(pod):
+                continue
+            meta = pod["metadata"]
+            pools[meta["labels"].get(LABEL_POOL, "")] += 1
+            images[meta["annotations"][ANNOTATION_IMAGE]] += 1
+            nodes[pod_node(pod)] += 1
+        for peak, now in ((self.peak_pool, pools), (self.peak_image, images), (self.peak_node, nodes)):
+            for key, value in now.items():
+                peak[key] = max(peak[key], value)
+
+    def active(self) -> list[Obj]:
+        return [p for p in self.pods.values() if is_active(p)]
+
+    def creations(self) -> dict[tuple[str, str], list[float]]:
+        """Times each (image, node) pull pod was created, as seen by the watch."""
+        out: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for at, pod in self.added:
+            out[(pod["metadata"]["annotations"][ANNOTATION_IMAGE], pod_node(pod))].append(at)
+        return dict(out)
+
+
+@pytest_asyncio.fixture
+async def pod_watch(kube: KubeClient, env: Env) -> AsyncIterator[PodWatch]:
+    watch = PodWatch(kube, env.namespace)
+    await watch.start()
+    try:
+        yield watch
+    finally:
+        await watch.stop()
+
+
+def names(items: Iterable[Obj]) -> list[str]:
+    return sorted(i["metadata"]["name"] for i in items)
