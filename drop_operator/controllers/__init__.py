@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from drop_operator.controllers import cachedimage, discovery, imageset
+from drop_operator.controllers import discovery, imageset
 
 if TYPE_CHECKING:
     from drop_operator.controllers.settings import OperatorSettings
@@ -20,4 +20,3 @@ def register_controllers(manager: Manager, settings: OperatorSettings) -> None:
     """
     discovery.setup(manager, settings)
     imageset.setup(manager, settings)
-    cachedimage.setup(manager, settings)
