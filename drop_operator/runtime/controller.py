@@ -147,6 +147,7 @@ class Controller:
         self._tasks = [
             loop.create_task(self._worker(), name=f"{self.name}-worker-{i}") for i in range(self.workers)
         ]
+        self._tasks.append(loop.create_task(self._progress_metrics(), name=f"{self.name}-metrics"))
         log.info("controller started", controller=self.name, workers=self.workers)
 
     async def shutdown(self, grace_period: float) -> bool:
@@ -169,6 +170,11 @@ class Controller:
                 await task
         self._tasks = []
         return drained
+
+    async def _progress_metrics(self) -> None:
+        while True:
+            self.queue.update_progress_metrics()
+            await asyncio.sleep(1.0)
 
     async def _worker(self) -> None:
         while (key := await self.queue.get()) is not None:

@@ -33,11 +33,6 @@ RECONCILE_ERRORS = Counter(
     "Total number of reconciliation errors per controller.",
     ["controller"],
 )
-RECONCILE_PANICS = Counter(
-    "controller_runtime_reconcile_panics_total",
-    "Reconciliations that raised an unexpected exception, per controller.",
-    ["controller"],
-)
 RECONCILE_TIME = Histogram(
     "controller_runtime_reconcile_time_seconds",
     "Length of time per reconciliation per controller.",

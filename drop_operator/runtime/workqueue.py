@@ -117,6 +117,8 @@ class WorkQueue:
         self._retries = metrics.WQ_RETRIES.labels(name=name)
         self._queue_duration = metrics.WQ_QUEUE_DURATION.labels(name=name)
         self._work_duration = metrics.WQ_WORK_DURATION.labels(name=name)
+        self._unfinished = metrics.WQ_UNFINISHED.labels(name=name)
+        self._longest = metrics.WQ_LONGEST.labels(name=name)
 
     # -- intake ----------------------------------------------------------------------------------
 
@@ -235,6 +237,11 @@ class WorkQueue:
     def unfinished_seconds(self) -> float:
         now = self.clock.now()
         return sum(now - started for started in self._processing.values())
+
+    def update_progress_metrics(self) -> None:
+        """Refresh the stuck-work gauges; called periodically by the controller."""
+        self._unfinished.set(self.unfinished_seconds())
+        self._longest.set(self.oldest_processing_seconds())
 
     # -- delaying --------------------------------------------------------------------------------
 

@@ -129,6 +129,10 @@ async def test_shutdown_cancels_work_that_outlives_the_grace_period() -> None:
     ctrl.start()
     ctrl.enqueue("stuck")
     await asyncio.wait_for(started.wait(), 1)
+    await asyncio.sleep(0.05)
+    ctrl.queue.update_progress_metrics()
+    assert sample("workqueue_longest_running_processor_seconds", name="unit-grace-over") >= 0.04
+    assert sample("workqueue_unfinished_work_seconds", name="unit-grace-over") >= 0.04
     assert await ctrl.shutdown(grace_period=0.05) is False
     assert cancelled.is_set()
 
