@@ -11,8 +11,8 @@ from drop_operator.runtime import Result
 from drop_operator.runtime.controller import Controller, controller_owner_key
 
 
-def sample(name: str, **labels: str) -> float:
-    value = REGISTRY.get_sample_value(name, labels)
+def sample(metric: str, **labels: str) -> float:
+    value = REGISTRY.get_sample_value(metric, labels)
     return value or 0.0
 
 
