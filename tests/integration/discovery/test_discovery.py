@@ -167,6 +167,46 @@ async def test_seed_policy_applied_verbatim_then_pointed_at_a_real_prometheus(
     await eventually(lambda: gauge(SEED_NAME) is None, 10, "gauge removed with the policy")
 
 
+GITLAB_SEED = REPO_ROOT / "tests" / "data" / "seed" / "gitlab-helpers.yaml"
+GITLAB_URL = "https://registry.gitlab.com"
+HELPER = "gitlab-org/gitlab-runner/gitlab-runner-helper"
+
+
+async def test_gitlab_helpers_seed_verbatim_then_against_a_token_auth_registry(
+    kube: KubeClient, operator: Operator, control_plane: LocalCluster, registry_server: RegistryFactory
+) -> None:
+    name = "gitlab-helpers"
+    await kube.delete(DISCOVERY_POLICIES, name)
+    control_plane.kubectl("apply", "-f", str(GITLAB_SEED))
+    status = await eventually(lambda: synced(kube, name), 60, "the verbatim seed synced")
+    assert (source(status, "registry-0")["reason"], condition(status, "Ready")["reason"]) == (
+        "DNSError",
+        "AllSourcesFailed",
+    )
+
+    # Only the url changes: a registry that answers 401 with a Bearer challenge, like the real one.
+    registry = registry_server(auth="token")
+    tags = ["v16.11.4", "v17.5.0", "v17.10.1", "v17.9.0", "v17.10.0", "v17.6.2", "v17.10.1-rc1"]
+    tags += ["x86_64-v17.10.1", "x86_64-bleeding", "bleeding", "latest", "v17.11"]
+    registry.push_tags(HELPER, tags)
+    control_plane.kubectl("apply", "-f", "-", input=GITLAB_SEED.read_text().replace(GITLAB_URL, registry.url))
+
+    async def healthy() -> Obj | None:
+        current = await synced(kube, name)
+        return current if current and source(current, "registry-0").get("healthy") else None
+
+    status = await eventually(healthy, 30, "the edited seed synced")
+    newest = ["v17.10.1", "v17.10.0", "v17.9.0", "v17.6.2", "v17.5.0"]
+    assert images(status) == [
+        (f"registry.gitlab.com/{HELPER}:x86_64-{tag}", float(5 - i)) for i, tag in enumerate(newest)
+    ]
+    assert registry.token_server is not None
+    assert registry.token_server.requests, "the Bearer challenge was followed through the token server"
+    assert all(r.account is None for r in registry.token_server.requests)  # anonymous, as for public images
+    assert condition(status, "Ready")["reason"] == "Discovered"
+    await delete_policy(kube, name)
+
+
 def two_source_policy(name: str, prometheus: PrometheusServer, registry_url: str) -> Obj:
     return {
         "apiVersion": DISCOVERY_POLICIES.api_version,
