@@ -1,0 +1,231 @@
+"""Image-set benchmark: from a DiscoveryPolicy status update to every child existing.
+
+For 100 and for 1 000 new images, on one local kube-apiserver in one run:
+
+* **floor**: a bare KubeClient creates the same CachedImage objects (same bodies, the same number
+  of requests in flight as the reconciler uses), nothing else;
+* **operator**: the image-set reconciler runs in-process (a Manager, leader election off); the
+  clock starts when the policy's status is written and stops when an independent watch has seen
+  every child.
+
+Printed: both times, their ratio, and the write requests the API server served per converged image
+(``apiserver_request_total``, write verbs on cachedimages and cachedimagesets, counted until the
+set's status is settled). Run: ``python benchmarks/imageset_bench.py`` (needs ``task tools``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devtools.localcluster import LocalCluster  # noqa: E402
+from drop_operator.api.cachedimageset import CACHED_IMAGE_SET_LABEL  # noqa: E402
+from drop_operator.api.pulltemplate import PullTemplate  # noqa: E402
+from drop_operator.controllers.imageset import setup  # noqa: E402
+from drop_operator.controllers.imageset.desired import image_key  # noqa: E402
+from drop_operator.controllers.imageset.naming import child_name  # noqa: E402
+from drop_operator.controllers.imageset.plan import child_body  # noqa: E402
+from drop_operator.controllers.imageset.reconciler import WRITE_CONCURRENCY  # noqa: E402
+from drop_operator.controllers.imageset.resources import (  # noqa: E402
+    CACHED_IMAGE_SETS,
+    CACHED_IMAGES,
+    DISCOVERY_POLICIES,
+)
+from drop_operator.controllers.settings import OperatorSettings  # noqa: E402
+from drop_operator.runtime import KubeClient, Manager  # noqa: E402
+from drop_operator.runtime.informer import Informer  # noqa: E402
+from drop_operator.runtime.logging import configure_logging  # noqa: E402
+
+CRD_DIR = ROOT / "manifests" / "crds"
+SIZES = (100, 1000)
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def writes(cluster: LocalCluster) -> float:
+    """Write requests the API server has served on cachedimages and cachedimagesets so far."""
+    request = urllib.request.Request(
+        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {cluster.token}"}
+    )
+    context = ssl.create_default_context(cafile=str(cluster.ca_file))
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match["labels"]))
+        if (
+            labels.get("group") == "drop.corewire.io"
+            and labels.get("verb") in {"POST", "PUT", "PATCH", "DELETE"}
+            and labels.get("resource") in {"cachedimages", "cachedimagesets"}
+        ):
+            total += float(match["value"])
+    return total
+
+
+def references(tag: str, n: int) -> list[str]:
+    return [f"registry.example.com/bench/{tag}/app-{i}:v{i}" for i in range(n)]
+
+
+async def floor(client: KubeClient, owner: dict[str, Any], refs: list[str]) -> float:
+    """Create the same objects with a bare client, ``WRITE_CONCURRENCY`` at a time."""
+    template = PullTemplate()
+    uid = owner["metadata"]["uid"]
+    bodies = []
+    for ref in refs:
+        key = image_key(ref)
+        bodies.append(
+            child_body(owner, key, child_name(uid, key.reference, key.repository, key.version), template)
+        )
+    semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+    async def create(body: dict[str, Any]) -> None:
+        async with semaphore:
+            await client.create(CACHED_IMAGES, body)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(create(b) for b in bodies))
+    return time.perf_counter() - start
+
+
+async def until(cond: Any, within: float, interval: float = 0.005) -> None:
+    deadline = time.perf_counter() + within
+    while not cond():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("benchmark condition not reached")
+        await asyncio.sleep(interval)
+
+
+def _status(generation: int, refs: list[str]) -> dict[str, Any]:
+    return {
+        "observedGeneration": generation,
+        "lastSyncTime": "2026-01-01T00:00:00Z",
+        "imageCount": len(refs),
+        "discoveredImages": [{"image": r, "score": float(len(refs) - i)} for i, r in enumerate(refs)],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Synced",
+                "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+    }
+
+
+async def one_size(
+    cluster: LocalCluster, manager: Manager, client: KubeClient, other: KubeClient, n: int
+) -> tuple[int, float, float, float]:
+    # Floor: an owner the reconciler leaves alone (no policy, no images), objects created directly.
+    floor_owner = await client.create(
+        CACHED_IMAGE_SETS,
+        {
+            "apiVersion": CACHED_IMAGE_SETS.api_version,
+            "kind": "CachedImageSet",
+            "metadata": {"name": f"floor-{n}"},
+        },
+    )
+    floor_time = await floor(other, floor_owner, references(f"floor{n}", n))
+
+    policy, name = f"bench-policy-{n}", f"bench-set-{n}"
+    await client.create(
+        DISCOVERY_POLICIES,
+        {
+            "apiVersion": DISCOVERY_POLICIES.api_version,
+            "kind": "DiscoveryPolicy",
+            "metadata": {"name": policy},
+            "spec": {
+                "interval": "1h",
+                "topX": 1000,
+                "sources": [
+                    {"type": "prometheus", "prometheus": {"endpoint": "http://127.0.0.1:9", "query": "up"}}
+                ],
+            },
+        },
+    )
+    await client.create(
+        CACHED_IMAGE_SETS,
+        {
+            "apiVersion": CACHED_IMAGE_SETS.api_version,
+            "kind": "CachedImageSet",
+            "metadata": {"name": name},
+            "spec": {"discoveryPolicyRef": {"name": policy}},
+        },
+    )
+    watch = Informer(other, CACHED_IMAGES, label_selector=f"{CACHED_IMAGE_SET_LABEL}={name}")
+    watch.start()
+    await watch.wait_synced(30)
+    sets = manager.informer(CACHED_IMAGE_SETS)
+
+    def status() -> dict[str, Any]:
+        found: dict[str, Any] = (sets.get(name) or {}).get("status") or {}
+        return found
+
+    await until(lambda: status().get("observedGeneration") is not None, 30)
+    await asyncio.sleep(1.0)
+    before = writes(cluster)
+    current = await client.get(DISCOVERY_POLICIES, policy)
+    start = time.perf_counter()
+    await client.patch_status(
+        DISCOVERY_POLICIES,
+        policy,
+        {"status": _status(current["metadata"]["generation"], references(f"op{n}", n))},
+    )
+    await until(lambda: len(watch.list()) >= n, 600)
+    operator_time = time.perf_counter() - start
+    await until(lambda: status().get("managed") == n and status().get("desired") == n, 60)
+    await asyncio.sleep(2.0)  # stragglers of the event burst would show up as writes here
+    per_image = (writes(cluster) - before) / n
+    await watch.stop()
+    return n, floor_time, operator_time, per_image
+
+
+async def run(cluster: LocalCluster) -> list[tuple[int, float, float, float]]:
+    client = await KubeClient.connect(str(cluster.kubeconfig))
+    other = await KubeClient.connect(str(cluster.kubeconfig))
+    manager = Manager(client, namespace="default", leader_election=False, metrics_addr="0", probe_addr="0")
+    setup(manager, OperatorSettings(namespace="default", workers=2))
+    task = asyncio.get_running_loop().create_task(manager.run())
+    try:
+        await until(lambda: manager.started_controllers, 60)
+        return [await one_size(cluster, manager, client, other, n) for n in SIZES]
+    finally:
+        manager.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 60)
+        await client.close()
+        await other.close()
+
+
+def main() -> int:
+    configure_logging(level="warning")
+    with tempfile.TemporaryDirectory(prefix="imageset-bench-") as tmp:
+        cluster = LocalCluster(Path(tmp), with_controller_manager=False)
+        with cluster:
+            cluster.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
+            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR))
+            results = asyncio.run(run(cluster))
+    print(f"{'images':>7} {'floor s':>9} {'operator s':>11} {'ratio':>6} {'writes/image':>13}")
+    for n, floor_time, operator_time, per_image in results:
+        print(
+            f"{n:>7} {floor_time:>9.3f} {operator_time:>11.3f} {operator_time / floor_time:>6.2f} {per_image:>13.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
