@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -300,7 +301,19 @@ async def test_failing_sources_keep_their_last_known_good_images_across_restarts
     # A warning per source when it started failing, not one per sync.
     events = await eventually(lambda: _failures(kube, name, 2), 15, "one SourceFailed event per source")
     assert sorted(note.split(":")[0] for note in events) == ["helpers", "usage"]
+
+    # Prometheus comes back: its fresh answer replaces its stored one; the registry's stays.
+    prometheus.start()
+    status = await resync(kube, name)
+    assert source(status, "usage")["healthy"] is True
+    assert images(status) == everything
+    assert condition(status, "Ready")["reason"] == "PartiallyDiscovered"
+    await eventually(lambda: _recovered(kube, name), 15, "SourceRecovered event")
     await delete_policy(kube, name)
+
+
+async def _recovered(kube: KubeClient, name: str) -> bool:
+    return ("Normal", "SourceRecovered") in {(t, r) for t, r, _ in await policy_events(kube, name)}
 
 
 async def _failures(kube: KubeClient, name: str, expected: int) -> list[str] | None:
@@ -335,9 +348,20 @@ async def test_missing_secret_and_key_fail_only_that_source_with_a_precise_reaso
         },
     )
     status = await eventually(lambda: synced(kube, name), 30, "first sync")
-    assert source(status, "prometheus-0")["reason"] == "SecretNotFound"
-    assert f"{OPERATOR_NAMESPACE}/{secret}" in source(status, "prometheus-0")["lastError"]
+    failing = source(status, "prometheus-0")
+    assert failing["reason"] == "SecretNotFound"
+    assert f"{OPERATOR_NAMESPACE}/{secret}" in failing["lastError"]
     assert images(status) == [("docker.io/library/node:20", 1.0)]
+
+    # The failing source is retried on its own after the 30 s floor, not in a tight loop.
+    assert operator.reconciler is not None
+    memory = operator.reconciler._memory[name]
+    attempted = datetime.fromisoformat(failing["lastSyncTime"].replace("Z", "+00:00"))
+    assert memory.failures == {"prometheus-0": 1}
+    assert (memory.retry_at["prometheus-0"] - attempted).total_seconds() == 30
+    await asyncio.sleep(3)  # an observation window: no further attempt may happen in it
+    assert source(await status_of(kube, name), "prometheus-0")["lastSyncTime"] == failing["lastSyncTime"]
+    assert memory.failures == {"prometheus-0": 1}
 
     body = {
         "apiVersion": "v1",
@@ -348,6 +372,9 @@ async def test_missing_secret_and_key_fail_only_that_source_with_a_precise_reaso
     await kube.create(SECRETS, body, OPERATOR_NAMESPACE)
     status = await resync(kube, name)
     assert source(status, "prometheus-0")["reason"] == "SecretKeyMissing"
+    assert memory.failures == {"prometheus-0": 2}  # the next retry waits twice as long
+    attempted = datetime.fromisoformat(source(status, "prometheus-0")["lastSyncTime"].replace("Z", "+00:00"))
+    assert (memory.retry_at["prometheus-0"] - attempted).total_seconds() == 60
     assert "pw-123" not in str(status)
 
     await kube.patch(SECRETS, secret, {"stringData": {"username": "reader"}}, OPERATOR_NAMESPACE)
