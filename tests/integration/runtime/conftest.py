@@ -11,9 +11,6 @@ import pytest_asyncio
 from drop_operator.runtime import KubeClient
 from drop_operator.runtime.resources import NAMESPACES
 from tests.infra.controlplane import unique_name
-from tests.infra.kube import kube
-
-__all__ = ["kube"]
 
 
 async def eventually(cond: Callable[[], Any], within: float, what: str, interval: float = 0.05) -> Any:

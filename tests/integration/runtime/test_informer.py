@@ -93,7 +93,7 @@ async def test_informer_survives_apiserver_restart_with_changes_while_reconnecti
 
 
 async def test_expired_resource_version_relists_without_losing_or_duplicating(
-    kube: KubeClient, namespace: str
+    kube: KubeClient, namespace: str, control_plane: LocalCluster
 ) -> None:
     for name in ("stay", "edit", "drop"):
         await kube.create(CONFIG_MAPS, cm(name, namespace, v="1"))
@@ -109,6 +109,7 @@ async def test_expired_resource_version_relists_without_losing_or_duplicating(
     await kube.delete(CONFIG_MAPS, "drop", namespace)
     await kube.patch(CONFIG_MAPS, "edit", {"data": {"v": "2"}}, namespace)
     await kube.create(CONFIG_MAPS, cm("fresh", namespace, v="1"))
+    control_plane.compact_etcd()
     informer._resource_version = "1"
     gone_before = metric("drop_informer_watch_restarts_total", resource=informer.label, reason="gone")
     lists_before = metric("drop_informer_lists_total", resource=informer.label)
