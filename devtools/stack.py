@@ -1,0 +1,242 @@
+"""The product on a local control plane: kwok nodes, the Helm chart, and the operator running as a
+local process with the chart's ServiceAccount token.
+
+Shared by the e2e suite (local mode) and the demo, so the demo shows exactly what e2e proves.
+There is no kubelet, so the chart's Deployment is installed with 0 replicas and the operator runs
+here instead — authenticated by a TokenRequest token of the chart's ServiceAccount and nothing
+else, which makes the chart's RBAC the only thing it can do.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from devtools.http import wait_http
+from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster, Process, free_port, kubectl_binary
+from devtools.tools import REPO_ROOT, ToolMissingError, go_tool
+
+__all__ = [
+    "CHART",
+    "KWOK_STAGES",
+    "NAMESPACE",
+    "RELEASE",
+    "OperatorProcess",
+    "create_kwok_nodes",
+    "helm",
+    "helm_binary",
+    "install_chart",
+    "service_account_kubeconfig",
+    "start_node_lifecycle",
+    "start_operator",
+]
+
+RELEASE = "drop-operator"
+NAMESPACE = "drop-system"
+CHART = REPO_ROOT / "charts" / "drop-operator"
+# Pull pods succeed after a short delay (tags ending in :fail/:denied/:hang fail), nodes go Ready.
+KWOK_STAGES = REPO_ROOT / "tests" / "data" / "kwok" / "pull-pods.yaml"
+
+
+def helm_binary() -> Path:
+    """The pinned helm from `task tools`, else one on PATH (CI installs its own)."""
+    try:
+        return go_tool("helm")
+    except ToolMissingError:
+        found = shutil.which("helm")
+        if not found:
+            raise
+        return Path(found)
+
+
+def helm(kubeconfig: Path | str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run helm against ``kubeconfig``; a failure raises with helm's own output."""
+    result = subprocess.run(
+        [str(helm_binary()), f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def install_chart(
+    kubeconfig: Path | str,
+    *,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+    values: Mapping[str, str] | None = None,
+    wait: bool = False,
+) -> None:
+    """``helm upgrade --install`` the chart into ``namespace``, which enforces Pod Security
+    "restricted" so that every pull pod the operator creates is held to it."""
+    kubectl = _kubectl(kubeconfig)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    }
+    subprocess.run(
+        [*kubectl, "apply", "-f", "-"],
+        input=json.dumps(manifest),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    args = ["upgrade", "--install", release, str(CHART), f"--namespace={namespace}"]
+    for key, value in (values or {}).items():
+        args.append(f"--set={key}={value}")
+    if wait:
+        args += ["--wait", "--timeout=5m"]
+    helm(kubeconfig, *args)
+
+
+def create_kwok_nodes(cluster: LocalCluster, names: Sequence[str], labels: Mapping[str, str]) -> None:
+    """Nodes that kwok (started with :data:`KWOK_STAGES`) runs; they report Ready within a second."""
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {KWOK_NODE_ANNOTATION: "fake"},
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "type": "kwok",
+                    **labels,
+                },
+            },
+            "spec": {},
+        }
+        for name in names
+    ]
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def start_node_lifecycle(cluster: LocalCluster) -> Process:
+    """The node lifecycle controller: it removes the ``not-ready`` taint admission puts on every new
+    Node once kwok reports it Ready; without it no pull pod could ever be scheduled."""
+    proc = Process(
+        "node-lifecycle-controller",
+        [
+            str(go_tool("kubernetes", "kube-controller-manager")),
+            f"--kubeconfig={cluster.kubeconfig}",
+            "--controllers=node-lifecycle-controller",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            "--secure-port=0",
+            "--node-monitor-period=1s",
+        ],
+        cluster.workdir / "logs" / "node-lifecycle-controller.log",
+    )
+    cluster.processes[proc.name] = proc
+    proc.start()
+    return proc
+
+
+def service_account_kubeconfig(
+    cluster: LocalCluster,
+    path: Path,
+    *,
+    service_account: str = RELEASE,
+    namespace: str = NAMESPACE,
+    duration: str = "24h",
+) -> Path:
+    """A kubeconfig whose only credential is a TokenRequest token of ``service_account``."""
+    token = cluster.kubectl(
+        "create", "token", service_account, f"--namespace={namespace}", f"--duration={duration}"
+    ).stdout.strip()
+    admin = json.loads(cluster.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": service_account,
+                "context": {"cluster": admin["clusters"][0]["name"], "user": service_account},
+            }
+        ],
+        "current-context": service_account,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class OperatorProcess:
+    """``drop-operator run`` as a local process: its PID, log file and endpoints."""
+
+    process: Process
+    metrics_url: str
+    probe_url: str
+
+    def stop(self) -> None:
+        """SIGTERM by PID: the operator drains its reconciles and releases its Lease."""
+        self.process.stop(timeout=40)
+
+    def log_tail(self, lines: int = 80) -> str:
+        return self.process.log_tail(lines)
+
+
+def start_operator(
+    kubeconfig: Path,
+    log: Path,
+    *,
+    namespace: str = NAMESPACE,
+    lease_name: str = RELEASE,
+    leader_elect: bool = True,
+    log_format: str = "console",
+    extra_args: Sequence[str] = (),
+    ready_timeout: float = 60.0,
+) -> OperatorProcess:
+    """Start the operator and wait until its ``/readyz`` answers (informers synced)."""
+    metrics_port, probe_port = free_port(), free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "drop_operator",
+        "run",
+        f"--kubeconfig={kubeconfig}",
+        f"--namespace={namespace}",
+        "--leader-elect" if leader_elect else "--no-leader-elect",
+        f"--lease-name={lease_name}",
+        f"--metrics-bind-address=127.0.0.1:{metrics_port}",
+        f"--health-probe-bind-address=127.0.0.1:{probe_port}",
+        f"--log-format={log_format}",
+        "--grace-period=10",
+        *extra_args,
+    ]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = Process("drop-operator", args, log)
+    proc.start()
+    operator = OperatorProcess(
+        proc, f"http://127.0.0.1:{metrics_port}/metrics", f"http://127.0.0.1:{probe_port}"
+    )
+    try:
+        wait_http(f"{operator.probe_url}/readyz", timeout=ready_timeout, alive=proc.alive)
+    except Exception as err:
+        tail = proc.log_tail(60)
+        proc.stop()
+        raise RuntimeError(f"the operator did not become ready: {err}\n--- operator log ---\n{tail}") from err
+    return operator
+
+
+def _kubectl(kubeconfig: Path | str) -> list[str]:
+    return [str(kubectl_binary()), f"--kubeconfig={kubeconfig}"]

@@ -1,0 +1,111 @@
+"""Where the e2e suite runs: the local control plane (default) or a real cluster (DROP_E2E_CLUSTER).
+
+Both give the scenarios the same things: an admin :class:`Kubectl`, the chart installed, the
+operator running with the chart's ServiceAccount, the nodes pulls should land on, and the two
+sources the documentation's policies query (Prometheus with the seed's credentials, a registry
+with GitLab-runner-helper-like tags), which a scenario can take down and bring back.
+
+Settings (all optional):
+
+``DROP_E2E_CLUSTER``    any value: use ``$KUBECONFIG`` instead of starting a local control plane
+``DROP_E2E_RELEASE``    Helm release name (default ``drop-operator``)
+``DROP_E2E_NAMESPACE``  release namespace (default ``drop-system``)
+``DROP_E2E_IMAGE``      operator image for cluster mode, ``repository:tag`` (default ``drop-operator:e2e``)
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devtools import sampledata
+from e2e.kube import Kubectl
+
+SEED_USERNAME = "admin"
+SEED_PASSWORD = "my-prometheus-password"  # the seed's prometheus-creds Secret, verbatim
+
+
+@dataclass(frozen=True)
+class Settings:
+    cluster: str | None
+    release: str
+    namespace: str
+    image: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            cluster=os.environ.get("DROP_E2E_CLUSTER") or None,
+            release=os.environ.get("DROP_E2E_RELEASE") or "drop-operator",
+            namespace=os.environ.get("DROP_E2E_NAMESPACE") or "drop-system",
+            image=os.environ.get("DROP_E2E_IMAGE") or "drop-operator:e2e",
+        )
+
+
+@dataclass
+class Environment(abc.ABC):
+    """A cluster with the product installed and the two sources reachable from the operator."""
+
+    settings: Settings
+    kubectl: Kubectl
+    prometheus_url: str = ""
+    registry_url: str = ""
+    nodes: list[str] = field(default_factory=list)
+    # Real pulls on real nodes take longer than kwok's simulated ones.
+    patience: float = 1.0
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    @property
+    def release(self) -> str:
+        return self.settings.release
+
+    @property
+    def lease_name(self) -> str:
+        return "drop-operator"
+
+    def service_account(self) -> str:
+        """The ServiceAccount the chart made for the operator."""
+        accounts = self.kubectl.items(
+            "serviceaccounts",
+            namespace=self.namespace,
+            selector=f"app.kubernetes.io/instance={self.release}",
+        )
+        assert len(accounts) == 1, f"expected the chart's one ServiceAccount, found {accounts}"
+        return str(accounts[0]["metadata"]["name"])
+
+    def expected_ranking(self) -> list[tuple[str, int]]:
+        """What the Prometheus example must publish from this environment's sample data."""
+        return sampledata.expected_ranking()
+
+    def expected_helper_tags(self) -> list[str]:
+        """The tags the registry example must pick from this environment's registry."""
+        return sampledata.expected_helper_tags()
+
+    @abc.abstractmethod
+    def stop_prometheus(self) -> None:
+        """Take Prometheus down (the source outage)."""
+
+    @abc.abstractmethod
+    def start_prometheus(self) -> None:
+        """Bring Prometheus back with the same data and address."""
+
+    @abc.abstractmethod
+    def uninstall(self) -> None:
+        """Stop the operator and ``helm uninstall`` the release."""
+
+    @abc.abstractmethod
+    def operator_log(self, lines: int = 120) -> str:
+        """The operator's recent log lines, for failure reports."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop everything this environment started, by PID."""
+
+
+def kubeconfig_from_env() -> Path:
+    return Path(os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")

@@ -1,0 +1,144 @@
+"""Local mode: the real control plane with kwok nodes, the chart installed with helm, and the
+operator as a local process that holds nothing but a TokenRequest token of the chart's
+ServiceAccount — so every scenario also proves the chart's RBAC is enough.
+
+Prometheus (with the seed Secret's basic-auth credentials) and a token-auth registry run on
+127.0.0.1 with the sample data in :mod:`devtools.sampledata`.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devtools import sampledata
+from devtools.localcluster import LocalCluster, kubectl_binary
+from devtools.prometheus import PrometheusServer, start_prometheus
+from devtools.registry import RegistryServer, start_registry
+from devtools.stack import (
+    KWOK_STAGES,
+    OperatorProcess,
+    create_kwok_nodes,
+    helm,
+    install_chart,
+    service_account_kubeconfig,
+    start_node_lifecycle,
+    start_operator,
+)
+from e2e.environment import SEED_PASSWORD, SEED_USERNAME, Environment, Settings
+from e2e.kube import Kubectl, eventually
+
+NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
+
+
+@dataclass
+class LocalEnvironment(Environment):
+    workdir: Path = Path()
+    cluster: LocalCluster | None = None
+    prometheus: PrometheusServer | None = None
+    registry: RegistryServer | None = None
+    operator: OperatorProcess | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, settings: Settings, workdir: Path) -> LocalEnvironment:
+        cluster = LocalCluster(workdir / "cluster")
+        env = cls(settings, Kubectl(kubectl_binary(), cluster.kubeconfig), workdir=workdir, cluster=cluster)
+        try:
+            env._start()
+        except BaseException:
+            env.close()
+            raise
+        return env
+
+    def _lap(self, what: str, since: float) -> float:
+        now = time.monotonic()
+        self.timings[what] = round(now - since, 2)
+        return now
+
+    def _start(self) -> None:
+        assert self.cluster is not None
+        t = time.monotonic()
+        with ThreadPoolExecutor(2) as pool:
+            # The sources do not need the cluster: start them while the control plane comes up.
+            sources = pool.submit(self._start_sources)
+            self.cluster.start()
+            t = self._lap("control plane", t)
+            self.cluster.start_kwok([KWOK_STAGES])
+            start_node_lifecycle(self.cluster)
+            install_chart(
+                self.cluster.kubeconfig,
+                release=self.release,
+                namespace=self.namespace,
+                values={"replicaCount": "0", "leaderElection.leaseName": self.lease_name},
+            )
+            t = self._lap("helm install", t)
+            create_kwok_nodes(self.cluster, NODES, {"drop.corewire.io/e2e": "true"})
+            self.nodes = list(NODES)
+            sa_kubeconfig = service_account_kubeconfig(
+                self.cluster,
+                self.workdir / "operator.kubeconfig",
+                service_account=self.service_account(),
+                namespace=self.namespace,
+            )
+            self.operator = start_operator(
+                sa_kubeconfig,
+                self.workdir / "operator.log",
+                namespace=self.namespace,
+                lease_name=self.lease_name,
+                log_format="console",
+                extra_args=["--log-level=debug"],
+            )
+            t = self._lap("operator ready", t)
+            sources.result()
+        self._wait_nodes_schedulable()
+        self._lap("nodes ready", t)
+
+    def _start_sources(self) -> None:
+        times = sampledata.sample_times(past=600, future=3 * 3600, step=240)
+        self.prometheus = start_prometheus(
+            self.workdir / "prometheus",
+            sampledata.samples(sampledata.build_stuff_series(), times),
+            basic_auth=(SEED_USERNAME, SEED_PASSWORD),
+        )
+        self.prometheus_url = self.prometheus.url
+        self.registry = start_registry(self.workdir / "registry", auth="token")
+        self.registry.seed_tags(sampledata.RUNNER_HELPER_REPOSITORY, sampledata.runner_helper_tags())
+        self.registry_url = self.registry.url
+
+    def _wait_nodes_schedulable(self) -> None:
+        def schedulable() -> bool:
+            nodes = {n["metadata"]["name"]: n for n in self.kubectl.items("nodes")}
+            return all(name in nodes and not nodes[name]["spec"].get("taints") for name in self.nodes)
+
+        eventually(schedulable, within=60, what="kwok nodes Ready without the not-ready taint")
+
+    # -- scenario hooks --------------------------------------------------------------------------
+    def stop_prometheus(self) -> None:
+        assert self.prometheus is not None
+        self.prometheus.stop()
+
+    def start_prometheus(self) -> None:
+        assert self.prometheus is not None
+        self.prometheus.start()
+
+    def uninstall(self) -> None:
+        assert self.cluster is not None
+        if self.operator is not None:
+            self.operator.stop()
+        helm(self.cluster.kubeconfig, "uninstall", self.release, f"--namespace={self.namespace}", "--wait")
+
+    def operator_log(self, lines: int = 120) -> str:
+        return self.operator.log_tail(lines) if self.operator else "(operator not started)"
+
+    def close(self) -> None:
+        if self.operator is not None:
+            self.operator.stop()
+        if self.prometheus is not None:
+            self.prometheus.stop()
+        if self.registry is not None:
+            self.registry.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
