@@ -180,8 +180,10 @@ class CachedImageReconciler:
         targets = select_targets(all_nodes, image.spec.node_selector, image.spec.tolerations)
         state.prune({node_name(n) for n in all_nodes})
 
-        # 1. results of finished pods, then delete them
+        # 1. results of finished pods (deleted in step 4, once the result is stored)
         active: dict[str, Obj] = {}
+        failed_pods: list[Obj] = []
+        pulled_pods: list[Obj] = []
         image_in_flight = 0
         pods = [p for p in self.pods.by_index(OWNER_INDEX, image.metadata.uid or "") if is_pull_pod(p)]
         live_uids = set()
@@ -212,7 +214,7 @@ class CachedImageReconciler:
             if current and uid not in state.recorded:
                 self._record(obj, state, pod, node=on_node, result=result, pacing=pacing)
                 state.recorded.add(uid)
-            await self._delete(pod)
+            (pulled_pods if result.state == "pulled" else failed_pods).append(pod)
         state.recorded &= live_uids
 
         # 2. classify target nodes
@@ -289,14 +291,20 @@ class CachedImageReconciler:
             },
         )
 
-        # 4. write back
+        # 4. write back; a finished pod goes only once its result is stored in the object (status for
+        # failures, the cached-nodes annotation for successes), so a crash in between loses nothing.
         self._transition_events(obj, image, state, counts=counts, started=started)
         await self._write_status(
             obj, image, state, counts=counts, failing_nodes=failing_nodes, policy_problem=policy_problem
         )
+        for pod in failed_pods:
+            await self._delete(pod)
         flush_in = await self._flush_cached_nodes(obj, image, state, pulling_now=counts.pulling > 0)
         if flush_in is not None:
             wakeups.append(flush_in)
+        else:
+            for pod in pulled_pods:
+                await self._delete(pod)
         if not wakeups:
             return None
         return Result(requeue_after=max(0.05, min(wakeups)))

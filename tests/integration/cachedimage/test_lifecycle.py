@@ -1,0 +1,83 @@
+"""Deletion takes the pull pods along; a restart mid-rollout breaks no limit and duplicates nothing."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES
+from tests.integration.cachedimage.conftest import Env, Operator, PodWatch, condition, eventually
+
+
+async def test_deleting_a_cached_image_garbage_collects_its_pods(
+    env: Env, operator: Operator, pod_watch: PodWatch
+) -> None:
+    await env.add_nodes(2)
+    policy = await env.policy(f"gc-{env.group}", maxConcurrentNodes=2, pullTimeout="10m")
+    name = await env.image(f"gc-{env.group}", "registry.test/gc/app", "hang", policy=policy)
+    await eventually(lambda: len(pod_watch.active()) == 2, 20, "two hanging pull pods")
+    await env.kube.delete(CACHED_IMAGES, name)
+    # The garbage collector learns new kinds on its discovery resync (30 s), so a fresh cluster is slow.
+    await eventually(lambda: not pod_watch.pods, 90, "pull pods garbage-collected with their CachedImage")
+
+
+async def test_restart_mid_rollout_keeps_limits_and_creates_no_duplicates(
+    env: Env, pod_watch: PodWatch
+) -> None:
+    nodes = await env.add_nodes(10)
+    stuck = await env.policy(
+        f"stuck-{env.group}", maxConcurrentNodes=3, maxConcurrentPulls=3, pullTimeout="10m"
+    )
+    paced = await env.policy(
+        f"paced-{env.group}",
+        maxConcurrentNodes=2,
+        maxConcurrentPulls=3,
+        minDelayBetweenPulls="0s",
+        pullTimeout="1m",
+    )
+    first = Operator(env.kube, env.namespace)
+    await first.start()
+    try:
+        hanging = await env.image(f"hang-{env.group}", "registry.test/restart/slow", "hang", policy=stuck)
+        images = [
+            await env.image(f"r{i}-{env.group}", f"registry.test/restart/app{i}", "ok", policy=paced)
+            for i in range(3)
+        ]
+
+        async def partly_cached() -> bool:
+            total = 0
+            for n in images:
+                total += (await env.status(n)).get("cachedNodes", 0)
+            return 5 <= total < 25
+
+        await eventually(partly_cached, 30, "the rollout under way", interval=0.05)
+    finally:
+        await first.stop()
+
+    second = Operator(env.kube, env.namespace)
+    await second.start()
+    try:
+        active_at_restart = len(pod_watch.active())
+        assert REGISTRY.get_sample_value("drop_pulls_in_flight") == active_at_restart
+
+        async def all_ready() -> bool:
+            for n in images:
+                status = await env.status(n)
+                if condition(status, "Ready").get("status") != "True" or status.get("cachedNodes") != len(
+                    nodes
+                ):
+                    return False
+            return True
+
+        await eventually(all_ready, 60, "the rollout finished after the restart", interval=0.3)
+        assert REGISTRY.get_sample_value("drop_pulls_in_flight") == 3  # only the hanging pulls remain
+        assert len(pod_watch.active()) == 3
+    finally:
+        await second.stop()
+
+    assert pod_watch.peak_pool[paced] <= 3, pod_watch.peak_pool
+    assert pod_watch.peak_pool[stuck] <= 3, pod_watch.peak_pool
+    assert max(pod_watch.peak_node.values()) <= 2  # one per policy per node
+    creations = pod_watch.creations()
+    assert all(len(t) == 1 for t in creations.values()), {k: v for k, v in creations.items() if len(v) > 1}
+    assert sum(1 for image, _ in creations if image == hanging) == 3
+    assert sum(1 for image, _ in creations if image != hanging) == 3 * len(nodes)
