@@ -24,30 +24,13 @@ from drop_operator.controllers.discovery import DISCOVERY_POLICIES, DiscoveryRec
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, KubeClient, Manager
 from drop_operator.runtime.resources import NAMESPACES
-from tests.infra.kube import kube
-
-__all__ = ["kube"]
+from tests.infra.waiting import eventually
 
 Obj = dict[str, Any]
 
 OPERATOR_NAMESPACE = "drop-system"
 #: Informer resync period of the test operator: many resyncs happen during an idle window.
 RESYNC = 0.5
-
-
-async def eventually(cond: Callable[[], Any], within: float, what: str, interval: float = 0.2) -> Any:
-    """Bounded poll of a sync or async condition; fails with ``what`` if it never holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = cond()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(interval)
 
 
 class Operator:

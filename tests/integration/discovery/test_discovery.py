@@ -17,11 +17,11 @@ from drop_operator.runtime.resources import EVENTS, SECRETS
 from tests.infra.controlplane import unique_name
 from tests.infra.prometheus import PrometheusFactory, PrometheusServer, series_ending_now
 from tests.infra.registry import RegistryFactory
+from tests.infra.waiting import eventually
 from tests.integration.discovery.conftest import (
     OPERATOR_NAMESPACE,
     Operator,
     condition,
-    eventually,
     images,
     resync,
     source,

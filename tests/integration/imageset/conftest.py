@@ -26,29 +26,12 @@ from drop_operator.controllers.imageset.resources import CACHED_IMAGE_SETS, CACH
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import KubeClient, Manager
 from drop_operator.runtime.informer import Informer
-from tests.infra.kube import kube
-
-__all__ = ["kube"]
+from tests.infra.waiting import eventually
 
 Obj = dict[str, Any]
 
 #: Informer resync period of the test operator: several resyncs fit in a few seconds.
 RESYNC = 1.0
-
-
-async def eventually(cond: Callable[[], Any], within: float, what: str, interval: float = 0.1) -> Any:
-    """Bounded poll of a sync or async condition; fails with ``what`` if it never holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = cond()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(interval)
 
 
 class Operator:

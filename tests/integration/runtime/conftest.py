@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
@@ -11,21 +10,6 @@ import pytest_asyncio
 from drop_operator.runtime import KubeClient
 from drop_operator.runtime.resources import NAMESPACES
 from tests.infra.controlplane import unique_name
-
-
-async def eventually(cond: Callable[[], Any], within: float, what: str, interval: float = 0.05) -> Any:
-    """Bounded poll (sync or async condition); fails with ``what`` if it never holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = cond()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(interval)
 
 
 class Recorder:

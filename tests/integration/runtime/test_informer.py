@@ -16,7 +16,8 @@ from devtools.localcluster import LocalCluster
 from drop_operator.runtime import Informer, KubeClient
 from drop_operator.runtime.backoff import Backoff
 from drop_operator.runtime.resources import CONFIG_MAPS
-from tests.integration.runtime.conftest import Recorder, eventually
+from tests.infra.waiting import eventually
+from tests.integration.runtime.conftest import Recorder
 
 
 def cm(name: str, namespace: str, labels: dict[str, str] | None = None, **data: str) -> dict[str, Any]:

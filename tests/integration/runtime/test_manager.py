@@ -25,7 +25,7 @@ from drop_operator.runtime.resources import (
     NAMESPACES,
 )
 from tests.infra.controlplane import unique_name
-from tests.integration.runtime.conftest import eventually
+from tests.infra.waiting import eventually
 from tests.integration.runtime.crd import ensure_test_crd
 
 FAST_LEASE = {"lease_duration": 4.0, "renew_deadline": 3.0, "retry_period": 0.5}
