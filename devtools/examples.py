@@ -33,7 +33,12 @@ def load(name: str) -> list[Doc]:
 
 def localize(docs: Iterable[Doc], *, prometheus: str | None = None, registry: str | None = None) -> list[Doc]:
     """Copies of ``docs`` whose Prometheus sources query ``prometheus`` and whose registry sources
-    list ``registry``; nothing else changes."""
+    list ``registry``; nothing else changes, except that Secrets come first.
+
+    The documentation lists the Secret after the policy that uses it; applied in that order, the
+    policy's first sync can find no credentials and waits for its retry. Local runs apply the
+    Secret first so the first sync succeeds.
+    """
     out: list[Doc] = []
     for original in docs:
         doc = copy.deepcopy(original)
@@ -44,7 +49,7 @@ def localize(docs: Iterable[Doc], *, prometheus: str | None = None, registry: st
                 if registry and "registry" in source:
                     source["registry"]["url"] = registry
         out.append(doc)
-    return out
+    return sorted(out, key=lambda doc: doc.get("kind") != "Secret")
 
 
 def write_localized(directory: Path, *, prometheus: str, registry: str) -> list[Path]:
