@@ -55,6 +55,8 @@ class Environment(abc.ABC):
     nodes: list[str] = field(default_factory=list)
     # Real pulls on real nodes take longer than kwok's simulated ones.
     patience: float = 1.0
+    # Simulated nodes hold no images, so every image needs a pull pod on every node.
+    nodes_start_empty: bool = True
 
     @property
     def namespace(self) -> str:

@@ -49,7 +49,14 @@ class ClusterEnvironment(Environment):
         binary = shutil.which("kubectl")
         if binary is None:
             raise RuntimeError("cluster mode needs kubectl on PATH")
-        env = cls(settings, Kubectl(binary, kubeconfig), workdir=workdir, kubeconfig=kubeconfig, patience=5.0)
+        env = cls(
+            settings,
+            Kubectl(binary, kubeconfig),
+            workdir=workdir,
+            kubeconfig=kubeconfig,
+            patience=5.0,
+            nodes_start_empty=False,
+        )
         try:
             env._start()
         except BaseException:

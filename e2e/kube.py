@@ -43,7 +43,16 @@ class Kubectl:
         return result.stdout
 
     def apply(self, docs: Iterable[Mapping[str, Any]]) -> None:
-        self.run("apply", "-f", "-", input=yaml.safe_dump_all(list(docs)))
+        """Server-side apply: no last-applied annotation, so large ConfigMaps fit."""
+        self.run(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=drop-e2e",
+            "-f",
+            "-",
+            input=yaml.safe_dump_all(list(docs)),
+        )
 
     def items(self, kind: str, *, namespace: str | None = None, selector: str | None = None) -> list[Obj]:
         args = ["get", kind, "-o", "json"]
