@@ -126,9 +126,15 @@ def create_kwok_nodes(cluster: LocalCluster, names: Sequence[str], labels: Mappi
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
 
-def start_node_lifecycle(cluster: LocalCluster) -> Process:
+def start_node_lifecycle(cluster: LocalCluster) -> Process | None:
     """The node lifecycle controller: it removes the ``not-ready`` taint admission puts on every new
-    Node once kwok reports it Ready; without it no pull pod could ever be scheduled."""
+    Node once kwok reports it Ready; without it no pull pod could ever be scheduled.
+
+    Nothing to do (None) when the cluster's controller manager already runs it.
+    """
+    manager = cluster.processes.get("kube-controller-manager")
+    if manager is not None and any("node-lifecycle-controller" in arg for arg in manager.args):
+        return None
     proc = Process(
         "node-lifecycle-controller",
         [
