@@ -1,8 +1,8 @@
 """Node-caching benchmark: 100 kwok nodes x 30 images under one PullPolicy, from nothing to all Ready.
 
-One local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the node
-lifecycle controller, kwok with ``tests/data/kwok/pull-pods.yaml``: a pull "takes" 0.3-0.8 s), the
-node-caching reconciler in-process. Printed:
+One local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
+with ``tests/data/kwok/pull-pods.yaml``: a pull "takes" 0.3-0.8 s), the node-caching reconciler
+in-process. Printed:
 
 * wall time from the images' creation until every image is Ready on all nodes;
 * the pacing lower bound: pulls x mean pull duration / effective concurrency, where the mean is the
@@ -31,8 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client import REGISTRY  # noqa: E402
 
-from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster, Process  # noqa: E402
-from devtools.tools import go_tool  # noqa: E402
+from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster  # noqa: E402
 from drop_operator.controllers.cachedimage import setup  # noqa: E402
 from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES, PULL_POLICIES  # noqa: E402
 from drop_operator.controllers.settings import OperatorSettings  # noqa: E402
@@ -161,7 +160,6 @@ def main() -> None:
     configure_logging(level="warning")
     with tempfile.TemporaryDirectory(prefix="drop-caching-bench-") as tmp:
         cluster = LocalCluster(Path(tmp))
-        lifecycle: Process | None = None
         try:
             cluster.start()
             cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "crds"))
@@ -169,23 +167,8 @@ def main() -> None:
                 "wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "manifests" / "crds")
             )
             cluster.start_kwok([STAGES])
-            lifecycle = Process(
-                "node-lifecycle-controller",
-                [
-                    str(go_tool("kubernetes", "kube-controller-manager")),
-                    f"--kubeconfig={cluster.kubeconfig}",
-                    "--controllers=node-lifecycle-controller",
-                    "--leader-elect=false",
-                    "--use-service-account-credentials=false",
-                    "--secure-port=0",
-                ],
-                Path(tmp) / "logs" / "node-lifecycle-controller.log",
-            )
-            lifecycle.start()
             asyncio.run(run(cluster))
         finally:
-            if lifecycle is not None:
-                lifecycle.stop()
             cluster.stop()
 
 

@@ -40,7 +40,6 @@ from devtools.stack import (
     create_kwok_nodes,
     install_chart,
     service_account_kubeconfig,
-    start_node_lifecycle,
     start_operator,
 )
 from devtools.tools import REPO_ROOT, ToolMissingError, go_tool, system_tool
@@ -160,7 +159,6 @@ def up(workdir: Path) -> int:
 
 def _nodes(cluster: LocalCluster) -> None:
     cluster.start_kwok([KWOK_STAGES])
-    start_node_lifecycle(cluster)
     create_kwok_nodes(cluster, NODES, {"node.kubernetes.io/instance-type": "ci-runner"})
 
 

@@ -336,14 +336,18 @@ class LocalCluster:
             time.sleep(down_seconds)  # the outage itself is what is being simulated
         self.start_apiserver(timeout)
 
-    # -- kube-controller-manager (garbage collection, namespaces) -----------------------------
+    # -- kube-controller-manager ---------------------------------------------------------------
+    # garbage collection (ownerReferences), namespace deletion, and node lifecycle: the latter
+    # removes the node.kubernetes.io/not-ready taint admission puts on every new Node once it
+    # reports Ready; without it nothing is ever scheduled on a kwok node.
     def _start_controller_manager(self) -> None:
         proc = Process(
             "kube-controller-manager",
             [
                 str(go_tool("kubernetes", "kube-controller-manager")),
                 f"--kubeconfig={self.kubeconfig}",
-                "--controllers=garbagecollector,namespace",
+                "--controllers=garbagecollector,namespace,node-lifecycle-controller",
+                "--node-monitor-period=1s",
                 "--leader-elect=false",
                 "--use-service-account-credentials=false",
                 "--secure-port=0",

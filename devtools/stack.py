@@ -34,7 +34,6 @@ __all__ = [
     "helm_binary",
     "install_chart",
     "service_account_kubeconfig",
-    "start_node_lifecycle",
     "start_operator",
 ]
 
@@ -124,33 +123,6 @@ def create_kwok_nodes(cluster: LocalCluster, names: Sequence[str], labels: Mappi
         for name in names
     ]
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
-
-
-def start_node_lifecycle(cluster: LocalCluster) -> Process | None:
-    """The node lifecycle controller: it removes the ``not-ready`` taint admission puts on every new
-    Node once kwok reports it Ready; without it no pull pod could ever be scheduled.
-
-    Nothing to do (None) when the cluster's controller manager already runs it.
-    """
-    manager = cluster.processes.get("kube-controller-manager")
-    if manager is not None and any("node-lifecycle-controller" in arg for arg in manager.args):
-        return None
-    proc = Process(
-        "node-lifecycle-controller",
-        [
-            str(go_tool("kubernetes", "kube-controller-manager")),
-            f"--kubeconfig={cluster.kubeconfig}",
-            "--controllers=node-lifecycle-controller",
-            "--leader-elect=false",
-            "--use-service-account-credentials=false",
-            "--secure-port=0",
-            "--node-monitor-period=1s",
-        ],
-        cluster.workdir / "logs" / "node-lifecycle-controller.log",
-    )
-    cluster.processes[proc.name] = proc
-    proc.start()
-    return proc
 
 
 def service_account_kubeconfig(

@@ -24,7 +24,6 @@ from devtools.stack import (
     helm,
     install_chart,
     service_account_kubeconfig,
-    start_node_lifecycle,
     start_operator,
 )
 from e2e.environment import SEED_PASSWORD, SEED_USERNAME, Environment, Settings
@@ -67,7 +66,6 @@ class LocalEnvironment(Environment):
             self.cluster.start()
             t = self._lap("control plane", t)
             self.cluster.start_kwok([KWOK_STAGES])
-            start_node_lifecycle(self.cluster)
             install_chart(
                 self.cluster.kubeconfig,
                 release=self.release,

@@ -15,7 +15,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster, Process
-from devtools.tools import REPO_ROOT, go_tool
+from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster
+from devtools.tools import REPO_ROOT
 from drop_operator.controllers.cachedimage import CachedImageReconciler, setup
 from drop_operator.controllers.cachedimage.pullpods import (
     ANNOTATION_IMAGE,
@@ -36,9 +36,7 @@ from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES, PULL_
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, KubeClient, Manager
 from drop_operator.runtime.resources import NAMESPACES, NODES, PODS
-from tests.infra.kube import kube
-
-__all__ = ["kube"]
+from tests.infra.waiting import eventually
 
 Obj = dict[str, Any]
 STAGES = REPO_ROOT / "tests" / "data" / "kwok" / "pull-pods.yaml"
@@ -46,52 +44,15 @@ GROUP_LABEL = "drop.test/group"
 HOLD_NOT_READY = "drop.test/hold-not-ready"
 
 
-async def eventually(cond: Callable[[], Any], within: float, what: str, interval: float = 0.1) -> Any:
-    """Bounded poll of a sync or async condition; fails with ``what`` if it never holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = cond()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(interval)
-
-
 @pytest.fixture(scope="session")
-def pull_cluster(control_plane: LocalCluster, crds: Path) -> Iterator[LocalCluster]:
-    """The control plane with kwok (re)started on the pull-pod lifecycle, plus node lifecycle.
-
-    The node lifecycle controller is what removes the ``node.kubernetes.io/not-ready`` taint that
-    admission puts on every new Node once the node reports Ready; without it no new node would
-    ever be schedulable.
-    """
+def pull_cluster(control_plane: LocalCluster, crds: Path) -> LocalCluster:
+    """The control plane with kwok (re)started on the pull-pod lifecycle."""
     if "kube-scheduler" not in control_plane.processes:
         pytest.fail("the local control plane runs no kube-scheduler: pull pods would never be bound")
     control_plane.stop_kwok()
     control_plane.processes.pop("kwok", None)
     control_plane.start_kwok([STAGES])
-    lifecycle = Process(
-        "node-lifecycle-controller",
-        [
-            str(go_tool("kubernetes", "kube-controller-manager")),
-            f"--kubeconfig={control_plane.kubeconfig}",
-            "--controllers=node-lifecycle-controller",
-            "--leader-elect=false",
-            "--use-service-account-credentials=false",
-            "--secure-port=0",
-            "--node-monitor-period=1s",
-        ],
-        control_plane.workdir / "logs" / "node-lifecycle-controller.log",
-    )
-    lifecycle.start()
-    try:
-        yield control_plane
-    finally:
-        lifecycle.stop()
+    return control_plane
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES
-from tests.integration.cachedimage.conftest import Env, Operator, PodWatch, condition, eventually
+from tests.infra.waiting import eventually
+from tests.integration.cachedimage.conftest import Env, Operator, PodWatch, condition
 
 
 async def test_deleting_a_cached_image_garbage_collects_its_pods(

@@ -6,13 +6,13 @@ import itertools
 
 from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES
 from drop_operator.runtime.resources import NODES
+from tests.infra.waiting import eventually
 from tests.integration.cachedimage.conftest import (
     HOLD_NOT_READY,
     Env,
     Operator,
     PodWatch,
     condition,
-    eventually,
 )
 
 FAST = {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from tests.integration.cachedimage.conftest import Env, Operator, PodWatch, condition, eventually
+from tests.infra.waiting import eventually
+from tests.integration.cachedimage.conftest import Env, Operator, PodWatch, condition
 
 IMAGES = 5
 NODES = 20

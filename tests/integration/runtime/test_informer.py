@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from devtools.localcluster import LocalCluster
 from drop_operator.runtime import Informer, KubeClient
 from drop_operator.runtime.backoff import Backoff
-from drop_operator.runtime.resources import CONFIG_MAPS
+from drop_operator.runtime.resources import CONFIG_MAPS, SECRETS
 from tests.infra.waiting import eventually
 from tests.integration.runtime.conftest import Recorder
 
@@ -140,8 +140,10 @@ async def test_expired_resource_version_relists_without_losing_or_duplicating(
 
 
 async def test_bookmarks_advance_the_resume_point_without_events(kube: KubeClient, namespace: str) -> None:
+    # Secrets, not ConfigMaps: bookmarks come from the watch cache, which the local control plane
+    # leaves off for ConfigMaps (see LocalCluster).
     informer = Informer(
-        kube, CONFIG_MAPS, namespace=namespace, label_selector="rt-bookmark=yes", server_timeout=(4, 4)
+        kube, SECRETS, namespace=namespace, label_selector="rt-bookmark=yes", server_timeout=(4, 4)
     )
     seen = Recorder()
     informer.add_handler(seen.add, seen.update, seen.delete)
@@ -151,7 +153,14 @@ async def test_bookmarks_advance_the_resume_point_without_events(kube: KubeClien
         listed_rv = int(informer.resource_version)
         last = None
         for i in range(3):  # not selected: moves the collection's resourceVersion, delivers nothing
-            last = await kube.create(CONFIG_MAPS, cm(f"other{i}", namespace))
+            last = await kube.create(
+                SECRETS,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": f"other{i}", "namespace": namespace},
+                },
+            )
         assert last is not None
         target = int(last["metadata"]["resourceVersion"])
         await eventually(
