@@ -1,6 +1,6 @@
 """CachedImage: one image reference to keep present on every target node.
 
-``spec.image`` is the repository (``registry.gitlab.com/group/app``), the version is ``tag`` or
+``spec.image`` is the repository (``registry.example.com/group/app``), the version is ``tag`` or
 ``digest`` (never both); the full reference is :attr:`CachedImageSpec.reference`. Status holds
 counts and a bounded list of recent failures rather than per-node entries, so its size does not
 grow with the cluster.
@@ -56,7 +56,7 @@ class CachedImageSpec(PullTemplate):
     }
 
     image: str = Field(min_length=1, max_length=255, pattern=REPOSITORY_PATTERN)
-    """Repository without tag or digest, e.g. ``registry.gitlab.com/gitlab-org/app`` or ``nginx``."""
+    """Repository without tag or digest, e.g. ``registry.example.com/group/app`` or ``nginx``."""
     tag: str | None = Field(None, pattern=TAG_PATTERN, max_length=128)
     """Tag to pull; ``latest`` when neither tag nor digest is set."""
     digest: str | None = Field(None, pattern=DIGEST_PATTERN, max_length=256)

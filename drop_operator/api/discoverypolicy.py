@@ -92,7 +92,7 @@ class RegistrySource(KubeModel):
     """An OCI distribution registry whose tag lists yield images (newest versions first)."""
 
     url: str = Field(max_length=2048, pattern=r"^https?://[^\s]+$", json_schema_extra={"format": "uri"})
-    """Registry base URL, e.g. ``https://registry.gitlab.com``."""
+    """Registry base URL, e.g. ``https://registry.example.com``."""
     repositories: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
         min_length=1, max_length=50
     )

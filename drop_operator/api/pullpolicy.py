@@ -59,7 +59,10 @@ class PullPolicySpec(KubeModel):
     max_pulls_per_node: int = Field(1, ge=1, le=100)
     """Pulls in flight on one node (across images using this policy)."""
     min_delay_between_pulls: Duration = "2s"
-    """Minimum gap between starting two pulls of the same image."""
+    """Minimum gap between starting two pulls under this policy, across all of its images.
+
+    It paces pod creation (API server) and pulls (registry) for the whole policy; the
+    per-image and per-node limits above come on top."""
     failure_backoff: FailureBackoff = Field(default_factory=FailureBackoff, json_schema_extra={"default": {}})
     pull_timeout: Duration = Field("10m", json_schema_extra=positive_duration("pullTimeout"))
     """Deadline of one pull pod (``activeDeadlineSeconds``); a hung pull counts as a failure."""

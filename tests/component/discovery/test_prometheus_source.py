@@ -31,7 +31,7 @@ def _pods() -> list[tuple[dict[str, str], float]]:
 
     for i in range(3):
         pod(f"runner-{i}", "build-stuff", "docker.io/library/golang:1.23")
-        pod(f"runner-{i}", "build-stuff", "registry.k8s.io/pause:3.10", container="POD")
+        pod(f"runner-{i}", "build-stuff", "registry.example.com/pause:3.10", container="POD")
     for i in range(2):
         pod(f"node-{i}", "build-stuff", "node:22")
     pod("ecr-0", "build-stuff", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:7")

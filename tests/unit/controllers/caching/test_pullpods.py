@@ -21,9 +21,9 @@ from drop_operator.controllers.cachedimage.pullpods import (
 
 REQ = PodRequest(
     namespace="drop-system",
-    image_name="registry-gitlab-com-app-1a2b3c",
+    image_name="registry-example-com-app-1a2b3c",
     image_uid="uid-1",
-    reference="registry.gitlab.com/group/app:v1",
+    reference="registry.example.com/group/app:v1",
     node="node-" + "x" * 80,
     pool="fast",
     image_pull_policy="Always",
@@ -120,7 +120,7 @@ def test_success_and_digest() -> None:
     done = pod(
         "Succeeded",
         main={
-            "imageID": "registry.gitlab.com/group/app@sha256:" + "a" * 64,
+            "imageID": "registry.example.com/group/app@sha256:" + "a" * 64,
             "state": {"terminated": {"exitCode": 0, "finishedAt": "2024-05-01T10:00:00Z"}},
         },
     )
