@@ -39,13 +39,14 @@ from drop_operator.controllers.discovery import metrics
 from drop_operator.controllers.discovery.schedule import (
     MIN_WAIT,
     RETRY_FLOOR,
+    SECRET_RETRY_FLOOR,
     Plan,
     SourceState,
     jittered_interval,
     plan,
     retry_delay,
 )
-from drop_operator.controllers.discovery.secrets import read_credentials
+from drop_operator.controllers.discovery.secrets import SECRET_KEY_MISSING, SECRET_NOT_FOUND, read_credentials
 from drop_operator.controllers.discovery.sync import SyncOutcome, apply_outcomes, compile_filter, run_sources
 from drop_operator.discovery.errors import InvalidImageFilterError
 from drop_operator.discovery.http import Credentials
@@ -56,6 +57,9 @@ from drop_operator.runtime.errors import ApiError
 from drop_operator.runtime.events import EventRecorder
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.resource import Resource
+
+#: Failures that happen before any request to a backend (see SECRET_RETRY_FLOOR).
+SECRET_REASONS = frozenset({SECRET_NOT_FOUND, SECRET_KEY_MISSING})
 
 __all__ = ["DiscoveryReconciler", "images_changed_note"]
 
@@ -298,7 +302,8 @@ class DiscoveryReconciler:
                 memory.retry_at.pop(name, None)
             else:
                 memory.failures[name] = memory.failures.get(name, 0) + 1
-                delay = retry_delay(memory.failures[name], interval)
+                floor = SECRET_RETRY_FLOOR if run.reason in SECRET_REASONS else RETRY_FLOOR
+                delay = retry_delay(memory.failures[name], interval, floor)
                 memory.retry_at[name] = now + timedelta(seconds=delay)
         known = {s.name for s in outcome.status.sources}
         for name in [n for n in memory.failures if n not in known]:

@@ -11,7 +11,9 @@ without a cluster and behave the same after an operator restart:
   period does not wander from one sync to the next.
 * **Failing sources are retried sooner, with a floor.** A source that failed is retried before the
   next full sync, after a delay that doubles per consecutive failure from :data:`RETRY_FLOOR` up to
-  the interval, never faster (a dead backend is never hammered every few milliseconds).
+  the interval, never faster (a dead backend is never hammered every few milliseconds). A source
+  whose Secret is missing or incomplete sent nothing to its backend; it doubles from
+  :data:`SECRET_RETRY_FLOOR` instead.
 
 Nothing here triggers a sync by itself: the reconciler asks :func:`plan` and either runs what it
 says or requeues after ``wait`` seconds.
@@ -28,6 +30,7 @@ __all__ = [
     "JITTER",
     "MIN_WAIT",
     "RETRY_FLOOR",
+    "SECRET_RETRY_FLOOR",
     "Plan",
     "SourceState",
     "jitter_factor",
@@ -40,6 +43,10 @@ __all__ = [
 JITTER = 0.10
 #: Shortest delay before a failing source is retried.
 RETRY_FLOOR = 30.0
+#: Shortest delay when the source failed before any request: its Secret is missing or incomplete.
+#: Nothing is sent to a backend, and a Secret applied in the same file as its policy (as the
+#: product docs show it, after the policy) should be picked up within seconds.
+SECRET_RETRY_FLOOR = 5.0
 #: Shortest requeue the gate ever asks for, so rounding can never produce a busy loop.
 MIN_WAIT = 1.0
 

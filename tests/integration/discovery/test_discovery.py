@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from devtools.localcluster import LocalCluster
 from devtools.tools import REPO_ROOT
 from drop_operator.controllers.discovery import DISCOVERY_POLICIES
+from drop_operator.controllers.discovery.schedule import SECRET_RETRY_FLOOR
 from drop_operator.runtime import ApiError, KubeClient
 from drop_operator.runtime.resources import EVENTS, SECRETS
 from tests.infra.controlplane import unique_name
@@ -353,12 +354,12 @@ async def test_missing_secret_and_key_fail_only_that_source_with_a_precise_reaso
     assert f"{OPERATOR_NAMESPACE}/{secret}" in failing["lastError"]
     assert images(status) == [("docker.io/library/node:20", 1.0)]
 
-    # The failing source is retried on its own after the 30 s floor, not in a tight loop.
+    # The failing source is retried on its own after the Secret floor (5 s), not in a tight loop.
     assert operator.reconciler is not None
     memory = operator.reconciler._memory[name]
     attempted = datetime.fromisoformat(failing["lastSyncTime"].replace("Z", "+00:00"))
     assert memory.failures == {"prometheus-0": 1}
-    assert (memory.retry_at["prometheus-0"] - attempted).total_seconds() == 30
+    assert (memory.retry_at["prometheus-0"] - attempted).total_seconds() == SECRET_RETRY_FLOOR
     await asyncio.sleep(3)  # an observation window: no further attempt may happen in it
     assert source(await status_of(kube, name), "prometheus-0")["lastSyncTime"] == failing["lastSyncTime"]
     assert memory.failures == {"prometheus-0": 1}
@@ -374,7 +375,7 @@ async def test_missing_secret_and_key_fail_only_that_source_with_a_precise_reaso
     assert source(status, "prometheus-0")["reason"] == "SecretKeyMissing"
     assert memory.failures == {"prometheus-0": 2}  # the next retry waits twice as long
     attempted = datetime.fromisoformat(source(status, "prometheus-0")["lastSyncTime"].replace("Z", "+00:00"))
-    assert (memory.retry_at["prometheus-0"] - attempted).total_seconds() == 60
+    assert (memory.retry_at["prometheus-0"] - attempted).total_seconds() == 2 * SECRET_RETRY_FLOOR
     assert "pw-123" not in str(status)
 
     await kube.patch(SECRETS, secret, {"stringData": {"username": "reader"}}, OPERATOR_NAMESPACE)
