@@ -33,7 +33,7 @@ from prometheus_client import REGISTRY  # noqa: E402
 
 from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster  # noqa: E402
 from drop_operator.controllers.cachedimage import setup  # noqa: E402
-from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES, PULL_POLICIES  # noqa: E402
+from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES  # noqa: E402
 from drop_operator.controllers.settings import OperatorSettings  # noqa: E402
 from drop_operator.runtime import KubeClient, Manager  # noqa: E402
 from drop_operator.runtime.logging import configure_logging  # noqa: E402

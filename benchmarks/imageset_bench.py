@@ -37,7 +37,7 @@ from drop_operator.controllers.imageset.desired import image_key  # noqa: E402
 from drop_operator.controllers.imageset.naming import child_name  # noqa: E402
 from drop_operator.controllers.imageset.plan import child_body  # noqa: E402
 from drop_operator.controllers.imageset.reconciler import WRITE_CONCURRENCY  # noqa: E402
-from drop_operator.controllers.imageset.resources import (  # noqa: E402
+from drop_operator.controllers.kinds import (  # noqa: E402
     CACHED_IMAGE_SETS,
     CACHED_IMAGES,
     DISCOVERY_POLICIES,

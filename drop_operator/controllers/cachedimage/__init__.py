@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from drop_operator.controllers.cachedimage.nodes import node_fingerprint
+from drop_operator.controllers.cachedimage.policystatus import CONTROLLER_NAME as POLICY_STATUS_CONTROLLER
+from drop_operator.controllers.cachedimage.policystatus import PullPolicyStatusReconciler
 from drop_operator.controllers.cachedimage.pullpods import LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY, is_active
 from drop_operator.controllers.cachedimage.reconciler import (
     OWNER_INDEX,
@@ -26,7 +28,7 @@ from drop_operator.controllers.cachedimage.reconciler import (
     CachedImageReconciler,
     is_pull_pod,
 )
-from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES, PULL_POLICIES
+from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.manager import Manager
@@ -120,4 +122,9 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
             object_key(i) for i in images.by_index(POLICY_INDEX, str(policy["metadata"]["name"]))
         ],
     )
+
+    usage = PullPolicyStatusReconciler(manager.client, policies=policies, images=images)
+    usage_controller = manager.controller(POLICY_STATUS_CONTROLLER, usage.reconcile, workers=1)
+    usage_controller.watch_for(policies, predicates=(generation_changed,))
+    usage_controller.watch_mapped(images, _policy_ref)
     return reconciler

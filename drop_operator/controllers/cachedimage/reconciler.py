@@ -52,9 +52,9 @@ from drop_operator.controllers.cachedimage.pullpods import (
     outcome,
     pod_node,
 )
-from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts, build_status
+from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, EventRecorder, Informer, Result
 from drop_operator.runtime.logging import get_logger

@@ -9,24 +9,15 @@ with ``drop-operator discover``), ``status`` (conditions and per-source status),
 
 from __future__ import annotations
 
-from drop_operator.api.groups import DISCOVERY_POLICY
 from drop_operator.controllers.discovery.reconciler import DiscoveryReconciler
+from drop_operator.controllers.kinds import DISCOVERY_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.manager import Manager
 from drop_operator.runtime.predicates import generation_changed
-from drop_operator.runtime.resource import Resource
 
-__all__ = ["CONTROLLER_NAME", "DISCOVERY_POLICIES", "DiscoveryReconciler", "setup"]
+__all__ = ["CONTROLLER_NAME", "DiscoveryReconciler", "setup"]
 
 CONTROLLER_NAME = "discoverypolicy"
-
-DISCOVERY_POLICIES = Resource(
-    DISCOVERY_POLICY.group,
-    DISCOVERY_POLICY.version,
-    DISCOVERY_POLICY.kind,
-    DISCOVERY_POLICY.plural,
-    namespaced=DISCOVERY_POLICY.namespaced,
-)
 
 
 def setup(manager: Manager, settings: OperatorSettings) -> DiscoveryReconciler:

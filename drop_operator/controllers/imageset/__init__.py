@@ -18,7 +18,7 @@ from drop_operator.controllers.imageset.reconciler import (
     owner_uids,
     referenced_policies,
 )
-from drop_operator.controllers.imageset.resources import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
+from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.manager import Manager

@@ -36,8 +36,8 @@ from drop_operator.controllers.imageset.plan import (
     plan_children,
 )
 from drop_operator.controllers.imageset.policy import DiscoveryView, discovery_view
-from drop_operator.controllers.imageset.resources import CACHED_IMAGE_SETS, CACHED_IMAGES
 from drop_operator.controllers.imageset.status import build_status, current_status
+from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES
 from drop_operator.runtime.client import KubeClient
 from drop_operator.runtime.controller import Result
 from drop_operator.runtime.errors import ApiError

@@ -32,7 +32,7 @@ from drop_operator.controllers.cachedimage.pullpods import (
     is_active,
     pod_node,
 )
-from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES, PULL_POLICIES
+from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, KubeClient, Manager
 from drop_operator.runtime.resources import NAMESPACES, NODES, PODS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES
+from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from tests.infra.waiting import eventually
 from tests.integration.cachedimage.conftest import Env, Operator, PodWatch, condition
 
@@ -82,3 +82,19 @@ async def test_restart_mid_rollout_keeps_limits_and_creates_no_duplicates(
     assert all(len(t) == 1 for t in creations.values()), {k: v for k, v in creations.items() if len(v) > 1}
     assert sum(1 for image, _ in creations if image == hanging) == 3
     assert sum(1 for image, _ in creations if image != hanging) == 3 * len(nodes)
+
+
+async def test_pull_policy_status_counts_the_images_using_it(env: Env, operator: Operator) -> None:
+    policy = await env.policy(f"usage-{env.group}", pullTimeout="10m")
+
+    async def using(count: int) -> bool:
+        status = (await env.kube.get(PULL_POLICIES, policy)).get("status") or {}
+        return status.get("observedGeneration") == 1 and status.get("imagesUsing") == count
+
+    await eventually(lambda: using(0), 20, "a new policy reports 0 images")
+    first = await env.image(f"u1-{env.group}", "registry.test/usage/a", "hang", policy=policy)
+    await env.image(f"u2-{env.group}", "registry.test/usage/b", "hang", policy=policy)
+    await env.image(f"u3-{env.group}", "registry.test/usage/c", "hang")  # no policy: not counted
+    await eventually(lambda: using(2), 20, "two images counted")
+    await env.kube.delete(CACHED_IMAGES, first)
+    await eventually(lambda: using(1), 20, "a deleted image no longer counted")

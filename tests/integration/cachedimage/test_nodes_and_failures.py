@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from drop_operator.controllers.cachedimage.resources import CACHED_IMAGES
+from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.runtime.resources import NODES
 from tests.infra.waiting import eventually
 from tests.integration.cachedimage.conftest import (

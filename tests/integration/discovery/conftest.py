@@ -20,7 +20,8 @@ import pytest
 import pytest_asyncio
 
 from devtools.localcluster import LocalCluster
-from drop_operator.controllers.discovery import DISCOVERY_POLICIES, DiscoveryReconciler, setup
+from drop_operator.controllers.discovery import DiscoveryReconciler, setup
+from drop_operator.controllers.kinds import DISCOVERY_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, KubeClient, Manager
 from drop_operator.runtime.resources import NAMESPACES

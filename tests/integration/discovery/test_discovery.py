@@ -11,8 +11,8 @@ from prometheus_client import REGISTRY
 
 from devtools.localcluster import LocalCluster
 from devtools.tools import REPO_ROOT
-from drop_operator.controllers.discovery import DISCOVERY_POLICIES
 from drop_operator.controllers.discovery.schedule import SECRET_RETRY_FLOOR
+from drop_operator.controllers.kinds import DISCOVERY_POLICIES
 from drop_operator.runtime import ApiError, KubeClient
 from drop_operator.runtime.resources import EVENTS, SECRETS
 from tests.infra.controlplane import unique_name

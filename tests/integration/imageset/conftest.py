@@ -22,7 +22,7 @@ import pytest_asyncio
 from devtools.localcluster import LocalCluster
 from drop_operator.api.cachedimageset import CACHED_IMAGE_SET_LABEL
 from drop_operator.controllers.imageset import setup
-from drop_operator.controllers.imageset.resources import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
+from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import KubeClient, Manager
 from drop_operator.runtime.informer import Informer

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from drop_operator.controllers.imageset.resources import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
+from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
 from drop_operator.runtime import ApiError, KubeClient
 from tests.infra.controlplane import unique_name
 from tests.infra.waiting import eventually
