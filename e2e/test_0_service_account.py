@@ -23,6 +23,7 @@ ALLOWED = [
     ("delete", "cachedimages.drop.corewire.io", ""),
     ("patch", "discoverypolicies.drop.corewire.io/status", ""),
     ("watch", "pullpolicies.drop.corewire.io", ""),
+    ("update", "cachedimages.drop.corewire.io/finalizers", ""),  # blockOwnerDeletion on pull pods
 ]
 DENIED = [
     ("list", "secrets", "{ns}"),  # Secrets are read by the name a policy gives, never listed

@@ -173,6 +173,7 @@ EXPECTED_CLUSTER_GRANTS = (
         for v in ("get", "patch", "update")
     }
     | {("drop.corewire.io", "cachedimages", v) for v in ("create", "patch", "update", "delete")}
+    | {("drop.corewire.io", f"{r}/finalizers", "update") for r in ("cachedimagesets", "cachedimages")}
     | {("", "nodes", v) for v in ("get", "list", "watch")}
 )
 EXPECTED_NAMESPACE_GRANTS = (
