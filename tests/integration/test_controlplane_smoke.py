@@ -43,12 +43,19 @@ def test_custom_object_is_created_listed_and_watched(control_plane: LocalCluster
         "wait", "--for=condition=Established", "--timeout=60s", "crd/widgets.smoke.example.com"
     )
     name = unique_name("w")
-    wait_until(
-        lambda: control_plane.kubectl("get", "widgets", check=False).returncode == 0,
-        30,
-        "widgets to be served",
-    )
-    listed = json.loads(_api(control_plane, "/apis/smoke.example.com/v1/widgets").read())
+    listed: dict[str, Any] = {}
+
+    def served() -> bool:
+        # A new resource answers 429 while its watch cache initializes; clients retry.
+        try:
+            listed.update(json.loads(_api(control_plane, "/apis/smoke.example.com/v1/widgets").read()))
+        except urllib.error.HTTPError as err:
+            if err.code != 429:
+                raise
+            return False
+        return True
+
+    wait_until(served, 30, "widgets to be served")
     resource_version = listed["metadata"]["resourceVersion"]
 
     control_plane.kubectl(
