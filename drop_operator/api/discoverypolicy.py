@@ -79,7 +79,7 @@ class PrometheusSource(KubeModel):
     query: str = Field(min_length=1, max_length=16384)
     """PromQL returning series labelled ``image``."""
     query_type: Literal["instant", "range"] = "instant"
-    """``instant`` evaluates at sync time; ``range`` evaluates over ``lookback`` and uses each series' last finite value."""
+    """``instant`` evaluates at sync time; ``range`` evaluates over ``lookback`` and scores each image by its highest finite value."""
     lookback: Duration = Field("1h", json_schema_extra=positive_duration("lookback"))
     """Range queries: how far back the range starts."""
     step: Duration = Field("5m", json_schema_extra=positive_duration("step"))
@@ -109,7 +109,7 @@ class RegistrySource(KubeModel):
     max_scan: int = Field(5000, ge=1, le=100000)
     """Upper bound of tags listed per repository, so huge repositories stay cheap."""
     version_pattern: str | None = Field(None, max_length=_MAX_PATTERN_LENGTH)
-    """Regular expression whose first capture group (or whole match) is the version used for ordering."""
+    """Regular expression that extracts the version used for ordering: the group named ``version``, else the first group, else the whole match."""
     timeout: Duration = Field("30s", json_schema_extra=positive_duration("timeout"))
     """Timeout of each registry request."""
 

@@ -85,7 +85,7 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
         policies=policies,
         nodes=nodes,
         pods=pods,
-        recorder=manager.event_recorder("drop-operator"),
+        recorder=manager.event_recorder("drop-operator-cachedimage"),
     )
     controller = manager.controller(CONTROLLER_NAME, reconciler.reconcile, workers=max(2, settings.workers))
     reconciler.enqueue = controller.enqueue

@@ -17,13 +17,17 @@ from drop_operator.controllers.imageset.policy import DiscoveryView
 __all__ = [
     "CHILDREN_FAILED",
     "CHILDREN_PENDING",
-    "CHILDREN_READY",
+    "IMAGES_CACHED",
+    "IMAGES_CACHING",
     "INVALID_IMAGES",
     "build_status",
     "current_status",
 ]
 
-CHILDREN_READY = "ChildrenCreated"
+#: Ready means what it means on every drop kind: done. For a set, every desired image is a
+#: CachedImage that is itself Ready (cached on all its target nodes); an empty set is Ready 0/0.
+IMAGES_CACHED = "ImagesCached"
+IMAGES_CACHING = "ImagesCaching"
 CHILDREN_PENDING = "ChildrenPending"
 CHILDREN_FAILED = "ChildrenFailed"
 INVALID_IMAGES = "InvalidImages"
@@ -67,8 +71,10 @@ def _ready_condition(
         )
     elif managed < desired:
         status, reason, message = "False", CHILDREN_PENDING, counts
+    elif ready < desired:
+        status, reason, message = "False", IMAGES_CACHING, counts
     else:
-        status, reason, message = "True", CHILDREN_READY, counts
+        status, reason, message = "True", IMAGES_CACHED, counts
     return Condition(
         type=READY,
         status=status,

@@ -60,11 +60,11 @@ async def test_seed_flow_creates_one_owned_child_per_discovered_image(
         return (
             status.get("desired") == 30
             and status.get("managed") == 30
-            and condition(status, "Ready").get("status") == "True"
+            and condition(status, "Ready").get("reason") == "ImagesCaching"
             and condition(status, "DiscoveryReady").get("reason") == "Discovered"
         )
 
-    await eventually(status_done, 20, "status 30/30 Ready, Discovered")
+    await eventually(status_done, 20, "status 30/30 created, caching, Discovered")
     status = await status_of(kube, name)
     assert status["observedGeneration"] == owner["metadata"]["generation"]
     assert status["ready"] == 0

@@ -16,7 +16,8 @@ from drop_operator.controllers.imageset.policy import (
 )
 from drop_operator.controllers.imageset.status import (
     CHILDREN_PENDING,
-    CHILDREN_READY,
+    IMAGES_CACHED,
+    IMAGES_CACHING,
     INVALID_IMAGES,
     build_status,
 )
@@ -90,7 +91,7 @@ def test_empty_set_is_ready_zero_of_zero() -> None:
     status = build_status(OWNER, desired=0, managed=0, ready=0)
     ready = find_condition(status.conditions, "Ready")
     assert ready is not None
-    assert (ready.status, ready.reason, ready.observed_generation) == ("True", CHILDREN_READY, 3)
+    assert (ready.status, ready.reason, ready.observed_generation) == ("True", IMAGES_CACHED, 3)
     assert "0/0" in ready.message
     assert status.observed_generation == 3
     assert find_condition(status.conditions, "DiscoveryReady") is None
@@ -115,3 +116,13 @@ def test_invalid_static_images_make_the_set_not_ready() -> None:
     assert ready is not None
     assert (ready.status, ready.reason) == ("False", INVALID_IMAGES)
     assert "'Bad:1' (uppercase)" in ready.message
+
+
+def test_set_is_ready_only_when_every_child_is_cached() -> None:
+    caching = find_condition(build_status(OWNER, desired=2, managed=2, ready=1).conditions, "Ready")
+    assert caching is not None
+    assert (caching.status, caching.reason) == ("False", IMAGES_CACHING)
+    assert "2/2 CachedImages exist, 1 ready" in caching.message
+    cached = find_condition(build_status(OWNER, desired=2, managed=2, ready=2).conditions, "Ready")
+    assert cached is not None
+    assert (cached.status, cached.reason) == ("True", IMAGES_CACHED)
