@@ -65,7 +65,9 @@ def test_custom_object_is_created_listed_and_watched(control_plane: LocalCluster
         input=f"apiVersion: smoke.example.com/v1\nkind: Widget\nmetadata: {{name: {name}}}\n"
         "spec: {size: 3}\n",
     )
-    names = json.loads(control_plane.kubectl("get", "widgets", "-o", "json").stdout)["items"]
+    names = json.loads(control_plane.kubectl("get", "widgets.smoke.example.com", "-o", "json").stdout)[
+        "items"
+    ]
     assert name in [item["metadata"]["name"] for item in names]
 
     stream = _api(
