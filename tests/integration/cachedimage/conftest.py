@@ -34,9 +34,9 @@ from drop_operator.controllers.cachedimage.pullpods import (
 )
 from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
-from drop_operator.runtime import ApiError, KubeClient, Manager
+from drop_operator.runtime import ApiError, KubeClient
 from drop_operator.runtime.resources import NAMESPACES, NODES, PODS
-from tests.infra.waiting import eventually
+from tests.infra.operator import InProcessOperator
 
 Obj = dict[str, Any]
 STAGES = REPO_ROOT / "tests" / "data" / "kwok" / "pull-pods.yaml"
@@ -132,10 +132,6 @@ class Env:
         return items
 
 
-def condition(status: Obj, type_: str) -> Obj:
-    return next((dict(c) for c in status.get("conditions") or [] if c["type"] == type_), {})
-
-
 @pytest_asyncio.fixture
 async def env(kube: KubeClient, pull_cluster: LocalCluster) -> AsyncIterator[Env]:
     group = uuid.uuid4().hex[:8]
@@ -154,39 +150,16 @@ async def env(kube: KubeClient, pull_cluster: LocalCluster) -> AsyncIterator[Env
             await kube.delete(NAMESPACES, namespace)
 
 
-class Operator:
+class Operator(InProcessOperator[CachedImageReconciler]):
     """The node-caching reconciler in a Manager of its own (no leader election, no servers)."""
 
     def __init__(self, client: KubeClient, namespace: str) -> None:
-        self.client = client
+        super().__init__(
+            client,
+            setup,
+            OperatorSettings(namespace=namespace, operator_image="drop-operator:test", workers=4),
+        )
         self.namespace = namespace
-        self.manager: Manager | None = None
-        self.reconciler: CachedImageReconciler | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.manager = Manager(
-            self.client,
-            namespace=self.namespace,
-            leader_election=False,
-            metrics_addr="0",
-            probe_addr="0",
-            grace_period=5,
-        )
-        self.reconciler = setup(
-            self.manager,
-            OperatorSettings(namespace=self.namespace, operator_image="drop-operator:test", workers=4),
-        )
-        self._task = asyncio.get_running_loop().create_task(self.manager.run())
-        manager = self.manager
-        await eventually(lambda: manager.started_controllers, 30, "operator started")
-
-    async def stop(self) -> None:
-        if self.manager is not None and self._task is not None:
-            self.manager.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, 40)
-        self._task = None
 
 
 @pytest_asyncio.fixture

@@ -6,13 +6,13 @@ import itertools
 
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.runtime.resources import NODES
+from tests.infra.operator import condition
 from tests.infra.waiting import eventually
 from tests.integration.cachedimage.conftest import (
     HOLD_NOT_READY,
     Env,
     Operator,
     PodWatch,
-    condition,
 )
 
 FAST = {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
+from tests.infra.operator import condition
 from tests.infra.waiting import eventually
-from tests.integration.cachedimage.conftest import Env, Operator, PodWatch, condition
+from tests.integration.cachedimage.conftest import Env, Operator, PodWatch
 
 IMAGES = 5
 NODES = 20

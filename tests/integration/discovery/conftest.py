@@ -7,7 +7,6 @@ the product docs. Sources are real servers: Prometheus and an OCI registry on lo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import ssl
@@ -23,8 +22,9 @@ from devtools.localcluster import LocalCluster
 from drop_operator.controllers.discovery import DiscoveryReconciler, setup
 from drop_operator.controllers.kinds import DISCOVERY_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
-from drop_operator.runtime import ApiError, KubeClient, Manager
+from drop_operator.runtime import ApiError, KubeClient
 from drop_operator.runtime.resources import NAMESPACES
+from tests.infra.operator import InProcessOperator
 from tests.infra.waiting import eventually
 
 Obj = dict[str, Any]
@@ -34,41 +34,17 @@ OPERATOR_NAMESPACE = "drop-system"
 RESYNC = 0.5
 
 
-class Operator:
+class Operator(InProcessOperator[DiscoveryReconciler]):
     """The discovery reconciler in a Manager of its own; start/stop at will."""
 
     def __init__(self, client: KubeClient, *, grace_period: float = 5.0) -> None:
-        self.client = client
-        self.grace_period = grace_period
-        self.manager: Manager | None = None
-        self.reconciler: DiscoveryReconciler | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.manager = Manager(
-            self.client,
-            namespace=OPERATOR_NAMESPACE,
-            leader_election=False,
-            metrics_addr="0",
-            probe_addr="0",
-            grace_period=self.grace_period,
+        super().__init__(
+            client,
+            setup,
+            OperatorSettings(namespace=OPERATOR_NAMESPACE, workers=2),
             resync_period=RESYNC,
+            grace_period=grace_period,
         )
-        self.reconciler = setup(self.manager, OperatorSettings(namespace=OPERATOR_NAMESPACE, workers=2))
-        self._task = asyncio.get_running_loop().create_task(self.manager.run())
-        manager = self.manager
-        await eventually(lambda: manager.started_controllers, 30, "operator started")
-
-    async def stop(self) -> None:
-        if self.manager is not None and self._task is not None:
-            self.manager.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, self.grace_period + 30)
-        self._task = None
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
 
 
 @pytest_asyncio.fixture
@@ -97,13 +73,6 @@ async def status_of(kube: KubeClient, name: str) -> Obj:
     obj = await kube.get(DISCOVERY_POLICIES, name)
     status: Obj = obj.get("status") or {}
     return status
-
-
-def condition(status: Obj, type_: str) -> Obj:
-    for cond in status.get("conditions") or []:
-        if cond["type"] == type_:
-            return dict(cond)
-    return {}
 
 
 def source(status: Obj, name: str) -> Obj:

@@ -16,13 +16,13 @@ from drop_operator.controllers.kinds import DISCOVERY_POLICIES
 from drop_operator.runtime import ApiError, KubeClient
 from drop_operator.runtime.resources import EVENTS, SECRETS
 from tests.infra.controlplane import unique_name
+from tests.infra.operator import condition
 from tests.infra.prometheus import PrometheusFactory, PrometheusServer, series_ending_now
 from tests.infra.registry import RegistryFactory
 from tests.infra.waiting import eventually
 from tests.integration.discovery.conftest import (
     OPERATOR_NAMESPACE,
     Operator,
-    condition,
     images,
     resync,
     source,

@@ -7,8 +7,6 @@ written directly, standing in for the discovery reconciler: the set reconciler o
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import ssl
 import urllib.request
@@ -26,7 +24,7 @@ from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DI
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import KubeClient, Manager
 from drop_operator.runtime.informer import Informer
-from tests.infra.waiting import eventually
+from tests.infra.operator import InProcessOperator
 
 Obj = dict[str, Any]
 
@@ -34,14 +32,17 @@ Obj = dict[str, Any]
 RESYNC = 1.0
 
 
-class Operator:
-    """The image-set reconciler in a Manager of its own; start/stop at will."""
+class Operator(InProcessOperator[None]):
+    """The image-set reconciler in a Manager of its own; records every child its informer adds."""
 
     def __init__(self, client: KubeClient, *, grace_period: float = 5.0) -> None:
-        self.client = client
-        self.grace_period = grace_period
-        self.manager: Manager | None = None
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(
+            client,
+            setup,
+            OperatorSettings(namespace="default", workers=2),
+            resync_period=RESYNC,
+            grace_period=grace_period,
+        )
         self.added: list[Obj] = []
 
     @property
@@ -49,29 +50,9 @@ class Operator:
         assert self.manager is not None
         return self.manager.informer(CACHED_IMAGES)
 
-    async def start(self) -> None:
+    def started(self, manager: Manager) -> None:
         self.added = []
-        self.manager = Manager(
-            self.client,
-            namespace="default",
-            leader_election=False,
-            metrics_addr="0",
-            probe_addr="0",
-            grace_period=self.grace_period,
-            resync_period=RESYNC,
-        )
-        setup(self.manager, OperatorSettings(namespace="default", workers=2))
         self.children.add_handler(on_add=self.added.append)
-        self._task = asyncio.get_running_loop().create_task(self.manager.run())
-        manager = self.manager
-        await eventually(lambda: manager.started_controllers, 30, "operator started")
-
-    async def stop(self) -> None:
-        if self.manager is not None and self._task is not None:
-            self.manager.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, self.grace_period + 30)
-        self._task = None
 
     def added_names(self, set_name: str) -> list[str]:
         return [
@@ -178,13 +159,6 @@ async def status_of(kube: KubeClient, set_name: str) -> Obj:
     obj = await kube.get(CACHED_IMAGE_SETS, set_name)
     status: Obj = obj.get("status") or {}
     return status
-
-
-def condition(status: Obj, type_: str) -> Obj:
-    for cond in status.get("conditions") or []:
-        if cond["type"] == type_:
-            return dict(cond)
-    return {}
 
 
 # -- counting writes at the API server ---------------------------------------------------------------

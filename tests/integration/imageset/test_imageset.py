@@ -13,11 +13,11 @@ from prometheus_client import REGISTRY
 from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
 from drop_operator.runtime import ApiError, KubeClient
 from tests.infra.controlplane import unique_name
+from tests.infra.operator import condition
 from tests.infra.waiting import eventually
 from tests.integration.imageset.conftest import (
     Operator,
     children_of,
-    condition,
     healthy_conditions,
     policy_body,
     publish,
