@@ -252,11 +252,11 @@ def _show(workdir: Path, kubeconfig: Path, out: Console) -> None:
       the numbers are still climbing.
 
 {out.bold("Explore")}
-  kubectl get cachedimages -w                          watch the caching progress
-  kubectl get pods -n {NAMESPACE} -w                         the pull pods coming and going
-  kubectl get discoverypolicy popular-build-images -o yaml   ranked images, scores, source health
-  kubectl get events -A --sort-by=.metadata.creationTimestamp
-  tail -f {log}                          the operator's log
+  {"kubectl get cachedimages -w":<58} watch the caching progress
+  {f"kubectl get pods -n {NAMESPACE} -w":<58} the pull pods coming and going
+  {"kubectl get discoverypolicy popular-build-images -o yaml":<58} ranked images, scores, source health
+  {"kubectl get events -A --sort-by=.metadata.creationTimestamp":<58} what the operator did
+  {f"tail -f {log}":<58} the operator's log
   The applied files are in {_rel(workdir / "examples")}/ (from examples/, endpoints changed).
 
 {out.bold("Stop")}
