@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from devtools.localcluster import LocalCluster
 from devtools.tools import REPO_ROOT
-from drop_operator.controllers.discovery.schedule import SECRET_RETRY_FLOOR
+from drop_operator.controllers.discovery.schedule import SECRET_RETRY_FLOOR, jittered_interval
 from drop_operator.controllers.kinds import DISCOVERY_POLICIES
 from drop_operator.runtime import ApiError, KubeClient
 from drop_operator.runtime.resources import EVENTS, SECRETS
@@ -432,3 +432,38 @@ async def test_idle_policy_writes_nothing_between_syncs(
     assert after == syncs
     assert await status_of(kube, name) == first
     await delete_policy(kube, name)
+
+
+async def test_interval_syncs_again_after_its_own_jittered_interval(
+    kube: KubeClient, operator: Operator, prometheus_server: PrometheusFactory
+) -> None:
+    prometheus = prometheus_server(build_stuff({"redis:7": 2}))
+    name = unique_name("interval")
+    body = {
+        "apiVersion": DISCOVERY_POLICIES.api_version,
+        "kind": DISCOVERY_POLICIES.kind,
+        "metadata": {"name": name},
+        "spec": {
+            "interval": "30s",
+            "sources": [{"type": "prometheus", "prometheus": {"endpoint": prometheus.url, "query": QUERY}}],
+        },
+    }
+    await kube.create(DISCOVERY_POLICIES, body)
+    first = await eventually(lambda: synced(kube, name), 30, "first sync")
+    expected = jittered_interval(name, 30.0)
+    assert 27.0 <= expected <= 33.0
+
+    async def next_sync() -> Obj | None:
+        status = await status_of(kube, name)
+        return status if status.get("lastSyncTime") != first["lastSyncTime"] else None
+
+    second = await eventually(next_sync, expected + 15, "the interval's sync", interval=0.5)
+    elapsed = (_time(second["lastSyncTime"]) - _time(first["lastSyncTime"])).total_seconds()
+    # lastSyncTime has one-second resolution; the requeue fires no earlier than the interval.
+    assert expected - 1 <= elapsed <= expected + 5
+    assert images(second) == [("docker.io/library/redis:7", 2.0)]
+    await delete_policy(kube, name)
+
+
+def _time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
