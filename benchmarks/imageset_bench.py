@@ -3,7 +3,7 @@
 For 100 and for 1 000 new images, on one local kube-apiserver in one run:
 
 * **floor**: a bare KubeClient creates the same CachedImage objects (same bodies, the same number
-  of requests in flight as the reconciler uses), nothing else;
+  of requests in flight as the reconciler uses), before the reconciler is started, nothing else;
 * **operator**: the image-set reconciler runs in-process (a Manager, leader election off); the
   clock starts when the policy's status is written and stops when an independent watch has seen
   every child.
@@ -127,11 +127,13 @@ def _status(generation: int, refs: list[str]) -> dict[str, Any]:
     }
 
 
-async def one_size(
-    cluster: LocalCluster, manager: Manager, client: KubeClient, other: KubeClient, n: int
-) -> tuple[int, float, float, float]:
-    # Floor: an owner the reconciler leaves alone (no policy, no images), objects created directly.
-    floor_owner = await client.create(
+async def floor_size(client: KubeClient, other: KubeClient, n: int) -> float:
+    """The bare client's time for ``n`` children, with no operator running in this process.
+
+    The owner is deleted afterwards (there is no garbage collector in this cluster): its children
+    then belong to no set, so the reconciler started later ignores them.
+    """
+    owner = await client.create(
         CACHED_IMAGE_SETS,
         {
             "apiVersion": CACHED_IMAGE_SETS.api_version,
@@ -139,8 +141,20 @@ async def one_size(
             "metadata": {"name": f"floor-{n}"},
         },
     )
-    floor_time = await floor(other, floor_owner, references(f"floor{n}", n))
+    elapsed = await floor(other, owner, references(f"floor{n}", n))
+    await client.delete(CACHED_IMAGE_SETS, f"floor-{n}")
+    return elapsed
 
+
+async def one_size(
+    cluster: LocalCluster,
+    manager: Manager,
+    client: KubeClient,
+    other: KubeClient,
+    n: int,
+    *,
+    floor_time: float,
+) -> tuple[int, float, float, float]:
     policy, name = f"bench-policy-{n}", f"bench-set-{n}"
     await client.create(
         DISCOVERY_POLICIES,
@@ -197,12 +211,14 @@ async def one_size(
 async def run(cluster: LocalCluster) -> list[tuple[int, float, float, float]]:
     client = await KubeClient.connect(str(cluster.kubeconfig))
     other = await KubeClient.connect(str(cluster.kubeconfig))
+    # Floors first, while no reconciler shares this event loop or reacts to the created objects.
+    floors = {n: await floor_size(client, other, n) for n in SIZES}
     manager = Manager(client, namespace="default", leader_election=False, metrics_addr="0", probe_addr="0")
     setup(manager, OperatorSettings(namespace="default", workers=2))
     task = asyncio.get_running_loop().create_task(manager.run())
     try:
         await until(lambda: manager.started_controllers, 60)
-        return [await one_size(cluster, manager, client, other, n) for n in SIZES]
+        return [await one_size(cluster, manager, client, other, n, floor_time=floors[n]) for n in SIZES]
     finally:
         manager.stop()
         with contextlib.suppress(Exception):
