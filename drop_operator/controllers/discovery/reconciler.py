@@ -47,6 +47,7 @@ from drop_operator.controllers.discovery.schedule import (
     retry_delay,
 )
 from drop_operator.controllers.discovery.secrets import SECRET_KEY_MISSING, SECRET_NOT_FOUND, read_credentials
+from drop_operator.controllers.discovery.status import unreadable_spec_status
 from drop_operator.controllers.discovery.sync import SyncOutcome, apply_outcomes, compile_filter, run_sources
 from drop_operator.discovery.errors import InvalidImageFilterError
 from drop_operator.discovery.http import Credentials
@@ -151,6 +152,7 @@ class DiscoveryReconciler:
             return Result(requeue_after=memory.hold_until - time.monotonic())
         decision = self._plan(key, cached, memory)
         if decision is None:
+            await self._report_unreadable_spec(key, cached)
             return None
         if not decision.run:
             return Result(requeue_after=decision.wait)
@@ -187,6 +189,24 @@ class DiscoveryReconciler:
             # newer or older than this operator. Retrying would not help; the next edit will.
             log.error("cannot read policy spec", policy=key, error=str(err)[:500])
             return None
+
+    async def _report_unreadable_spec(self, key: str, obj: Obj) -> None:
+        """Say so in ``Ready`` (once: nothing is written when the condition already says it)."""
+        try:
+            DiscoveryPolicySpec.model_validate(obj.get("spec") or {})
+        except ValidationError as err:
+            error = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()[:5]
+            )
+        else:
+            return
+        previous = _parse_status(obj, key)
+        generation = (obj.get("metadata") or {}).get("generation")
+        status = unreadable_spec_status(previous, generation=generation, error=error, now=utcnow())
+        if status.to_json() != previous.to_json():
+            await self.client.patch_status(
+                self.resource, key, {"status": {"conditions": status.to_json()["conditions"]}}
+            )
 
     def _states(
         self, sources: list[SourceStatus], memory: _Memory, interval: float

@@ -16,6 +16,7 @@ from datetime import datetime
 from drop_operator.api.discoverypolicy import (
     READY,
     SOURCES_HEALTHY,
+    DiscoveryPolicyStatus,
     DroppedCount,
     ScoredImage,
     SourceStatus,
@@ -27,6 +28,7 @@ __all__ = [
     "ALL_SOURCES_FAILED",
     "ALL_SOURCES_HEALTHY",
     "DISCOVERED",
+    "INVALID_SPEC",
     "NOT_SYNCED",
     "PARTIALLY_DISCOVERED",
     "SOURCE_FAILED",
@@ -34,6 +36,7 @@ __all__ = [
     "build_conditions",
     "format_time",
     "merge_source_statuses",
+    "unreadable_spec_status",
 ]
 
 # Reasons of the conditions (per-source failure reasons come from the sources themselves).
@@ -43,6 +46,7 @@ DISCOVERED = "Discovered"
 PARTIALLY_DISCOVERED = "PartiallyDiscovered"
 ALL_SOURCES_FAILED = "AllSourcesFailed"
 NOT_SYNCED = "NotSynced"
+INVALID_SPEC = "InvalidSpec"
 
 _MAX_DROPPED = 32
 _MAX_ERROR = 1024
@@ -253,3 +257,25 @@ def build_conditions(
         )
     out = set_condition(list(previous), ready)
     return set_condition(out, healthy)
+
+
+def unreadable_spec_status(
+    previous: DiscoveryPolicyStatus, *, generation: int | None, error: str, now: datetime
+) -> DiscoveryPolicyStatus:
+    """The stored status with ``Ready`` False/``InvalidSpec``; everything discovered is kept.
+
+    The API server validated the spec against the installed CRD, so this only happens when the CRD
+    and the operator are of different versions. Nothing is queried until the spec (or the operator)
+    changes, and the last published images stay for the CachedImageSets that use them.
+    """
+    ready = Condition(
+        type=READY,
+        status="False",
+        reason=INVALID_SPEC,
+        message=_truncate(
+            f"this operator cannot read the spec (CRD and operator versions differ?): {error}", _MAX_MESSAGE
+        ),
+        observed_generation=generation,
+        last_transition_time=now,
+    )
+    return previous.model_copy(update={"conditions": set_condition(previous.conditions, ready)})
