@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,29 +100,35 @@ def status(obj: Mapping[str, Any] | None) -> Obj:
 
 
 class PodWatch:
-    """``kubectl get pods --watch`` in the background, recording every pod it reports.
+    """A watch on pods in the background, recording every pod it reports.
 
-    Pull pods can come and go between two polls; a watch sees each of them.
+    Pull pods can come and go between two polls; a watch sees each of them. The watch resumes from
+    the resourceVersion of a list taken in ``__enter__``, so every pod created after ``__enter__``
+    returns is seen, however long the watch takes to connect (``kubectl get --watch`` would miss
+    the ones created and deleted before it connected).
     """
 
     def __init__(self, kubectl: Kubectl, namespace: str, selector: str) -> None:
-        self._args = [
-            kubectl.binary,
-            f"--kubeconfig={kubectl.kubeconfig}",
-            "get",
-            "pods",
-            f"--namespace={namespace}",
-            f"--selector={selector}",
-            "--watch",
-            "--output=json",
-        ]
+        self._kubectl = kubectl
+        self._path = f"/api/v1/namespaces/{namespace}/pods?" + urllib.parse.urlencode(
+            {"labelSelector": selector}
+        )
         self._proc: subprocess.Popen[str] | None = None
         self._pods: dict[str, Obj] = {}
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> PodWatch:
+        listed = json.loads(self._kubectl.run("get", "--raw", self._path))
+        for pod in listed.get("items") or []:
+            self._pods[pod["metadata"]["name"]] = pod
+        version = listed["metadata"]["resourceVersion"]
+        watch = f"{self._path}&watch=1&timeoutSeconds=3600&resourceVersion={version}"
         self._proc = subprocess.Popen(
-            self._args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+            [self._kubectl.binary, f"--kubeconfig={self._kubectl.kubeconfig}", "get", "--raw", watch],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
         )
         self._thread = threading.Thread(target=self._read, name="pod-watch", daemon=True)
         self._thread.start()
@@ -129,17 +136,13 @@ class PodWatch:
 
     def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        decoder = json.JSONDecoder()
-        buffer = ""
         for line in self._proc.stdout:
-            buffer += line
-            while buffer.strip():
-                try:
-                    obj, end = decoder.raw_decode(buffer.lstrip())
-                except json.JSONDecodeError:
-                    break
-                buffer = buffer.lstrip()[end:]
-                self._pods[obj["metadata"]["name"]] = obj
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            pod = event.get("object") or {}
+            if event.get("type") in ("ADDED", "MODIFIED", "DELETED") and "metadata" in pod:
+                self._pods[pod["metadata"]["name"]] = pod
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None and self._proc.poll() is None:
