@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import ssl
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,31 +46,17 @@ from drop_operator.runtime.logging import configure_logging  # noqa: E402
 
 CRD_DIR = ROOT / "manifests" / "crds"
 SIZES = (100, 1000)
-_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def writes(cluster: LocalCluster) -> float:
     """Write requests the API server has served on cachedimages and cachedimagesets so far."""
-    request = urllib.request.Request(
-        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {cluster.token}"}
+    return sum(
+        value
+        for labels, value in cluster.apiserver_requests()
+        if labels.get("group") == "drop.corewire.io"
+        and labels.get("verb") in {"POST", "PUT", "PATCH", "DELETE"}
+        and labels.get("resource") in {"cachedimages", "cachedimagesets"}
     )
-    context = ssl.create_default_context(cafile=str(cluster.ca_file))
-    with urllib.request.urlopen(request, timeout=10, context=context) as response:
-        text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match:
-            continue
-        labels = dict(_LABEL.findall(match["labels"]))
-        if (
-            labels.get("group") == "drop.corewire.io"
-            and labels.get("verb") in {"POST", "PUT", "PATCH", "DELETE"}
-            and labels.get("resource") in {"cachedimages", "cachedimagesets"}
-        ):
-            total += float(match["value"])
-    return total
 
 
 def references(tag: str, n: int) -> list[str]:

@@ -16,6 +16,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,6 +41,8 @@ from devtools.tools import REPO_ROOT, ToolMissingError, go_tool
 ADMIN_TOKEN = "drop-admin-token"
 DEFAULT_DIR = REPO_ROOT / ".local" / "cluster"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+_REQUEST_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def kubectl_binary() -> Path:
@@ -308,6 +311,24 @@ class LocalCluster:
         self.processes["kube-apiserver"] = proc
         proc.start()
         self._wait_http(proc, f"{self.url}/readyz", timeout, lambda body: body.strip() == b"ok")
+
+    def apiserver_requests(self) -> list[tuple[dict[str, str], float]]:
+        """The samples of the apiserver's ``apiserver_request_total`` counter: (labels, value).
+
+        Tests and benchmarks count the operator's requests here, at the server, rather than trusting
+        the operator's own metrics.
+        """
+        request = urllib.request.Request(
+            f"{self.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10, context=self._ssl_context()) as response:
+            text = response.read().decode()
+        samples = []
+        for line in text.splitlines():
+            match = _REQUEST_SAMPLE.match(line)
+            if match:
+                samples.append((dict(_LABEL.findall(match["labels"])), float(match["value"])))
+        return samples
 
     def compact_etcd(self) -> int:
         """Compact etcd up to its current revision (what the apiserver does every 5 minutes)."""

@@ -8,9 +8,6 @@ the product docs. Sources are real servers: Prometheus and an OCI registry on lo
 from __future__ import annotations
 
 import contextlib
-import re
-import ssl
-import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -103,28 +100,16 @@ async def resync(kube: KubeClient, name: str) -> Obj:
 
 # -- counting writes at the API server ---------------------------------------------------------------
 
-_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
 
 
 def discovery_policy_writes(cluster: LocalCluster) -> float:
     """Sum of ``apiserver_request_total`` for write verbs on discoverypolicies (any subresource)."""
-    request = urllib.request.Request(
-        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {cluster.token}"}
+    return sum(
+        value
+        for labels, value in cluster.apiserver_requests()
+        if labels.get("resource") == "discoverypolicies" and labels.get("verb") in WRITE_VERBS
     )
-    context = ssl.create_default_context(cafile=str(cluster.ca_file))
-    with urllib.request.urlopen(request, timeout=10, context=context) as response:
-        text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match:
-            continue
-        labels = dict(_LABEL.findall(match["labels"]))
-        if labels.get("resource") == "discoverypolicies" and labels.get("verb") in WRITE_VERBS:
-            total += float(match["value"])
-    return total
 
 
 @pytest.fixture

@@ -7,9 +7,6 @@ written directly, standing in for the discovery reconciler: the set reconciler o
 
 from __future__ import annotations
 
-import re
-import ssl
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -163,31 +160,19 @@ async def status_of(kube: KubeClient, set_name: str) -> Obj:
 
 # -- counting writes at the API server ---------------------------------------------------------------
 
-_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def apiserver_writes(cluster: LocalCluster, resources: set[str]) -> dict[tuple[str, str, str], float]:
     """``apiserver_request_total`` for write verbs on drop's group, by (verb, resource, subresource)."""
-    request = urllib.request.Request(
-        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {cluster.token}"}
-    )
-    context = ssl.create_default_context(cafile=str(cluster.ca_file))
-    with urllib.request.urlopen(request, timeout=10, context=context) as response:
-        text = response.read().decode()
     out: dict[tuple[str, str, str], float] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match:
-            continue
-        labels = dict(_LABEL.findall(match["labels"]))
+    for labels, value in cluster.apiserver_requests():
         if labels.get("group") != "drop.corewire.io" or labels.get("verb") not in WRITE_VERBS:
             continue
         if labels.get("resource") not in resources:
             continue
         key = (labels["verb"], labels["resource"], labels.get("subresource", ""))
-        out[key] = out.get(key, 0.0) + float(match["value"])
+        out[key] = out.get(key, 0.0) + value
     return out
 
 
