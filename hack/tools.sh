@@ -6,6 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
+# The Kubernetes commands built from one wrapper module; the kubelet runs the real nodes.
+KUBERNETES_COMMANDS="kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet"
 cache=${DROP_TOOLS_DIR:-$HOME/.cache/drop-operator/tools}
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 export GOPATH=${GOPATH:-$HOME/go}
@@ -18,10 +20,11 @@ elapsed() { printf '%ss' "$(( $(date +%s) - $1 ))"; }
 
 build_kubernetes() {
   local dir=$cache/kubernetes-$KUBERNETES_VERSION
-  if have "$dir/kube-apiserver" && have "$dir/kube-controller-manager" && have "$dir/kube-scheduler" \
-    && have "$dir/kubectl"; then return; fi
+  local cmd missing=0
+  for cmd in $KUBERNETES_COMMANDS; do have "$dir/$cmd" || missing=1; done
+  [ "$missing" -eq 1 ] || return 0
   local t0; t0=$(date +%s)
-  say "kubernetes v$KUBERNETES_VERSION: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (cold: ~1 GB of modules, 10-20 min on 2 cores)"
+  say "kubernetes v$KUBERNETES_VERSION: $KUBERNETES_COMMANDS (cold: ~1 GB of modules, 15-25 min on 2 cores)"
   local K=$KUBERNETES_VERSION V=v0.${KUBERNETES_VERSION#1.} mod=$work/k8s-$KUBERNETES_VERSION
   rm -rf "$mod" && mkdir -p "$mod" && cd "$mod"
   go mod init example.local/k8sbin >/dev/null 2>&1
@@ -32,16 +35,19 @@ build_kubernetes() {
     go mod edit "-replace=$m=$m@$V"
   done
   say "  resolving modules"
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K" "k8s.io/kubernetes/cmd/kube-controller-manager@v$K" \
-    "k8s.io/kubernetes/cmd/kube-scheduler@v$K" "k8s.io/kubernetes/cmd/kubectl@v$K" 2>&1 | tail -n 3 >&2 || true
+  local pkgs=()
+  for cmd in $KUBERNETES_COMMANDS; do pkgs+=("k8s.io/kubernetes/cmd/$cmd@v$K"); done
+  go get "${pkgs[@]}" 2>&1 | tail -n 3 >&2 || true
   local minor=${K#1.}; minor=${minor%%.*}
   local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$K -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-  mkdir -p "$dir.tmp"
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  # Keep what an earlier build left, so adding a command builds only that command.
+  mkdir -p "$dir"
+  for cmd in $KUBERNETES_COMMANDS; do
+    have "$dir/$cmd" && continue
     say "  go build $cmd"
-    go build -ldflags "$ld" -o "$dir.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+    go build -ldflags "$ld" -o "$dir/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+    mv "$dir/$cmd.tmp" "$dir/$cmd"
   done
-  rm -rf "$dir" && mv "$dir.tmp" "$dir"
   say "kubernetes done in $(elapsed "$t0")"
 }
 
