@@ -17,7 +17,9 @@ Outcome rules, in kubelet order (it pulls the image *before* it creates the cont
   deleted and the operator's own per-node backoff takes over from the kubelet's.
 * ``Failed`` with ``DeadlineExceeded`` -> ``Timeout``; other pod-level failures (eviction, node
   lost) keep the pod's reason.
-* An error message that says 401 / unauthorized / authentication required -> ``Unauthorized``.
+* An error message that says 401 / 403 / unauthorized / authentication required / pull access
+  denied / insufficient_scope -> ``Unauthorized`` (containerd's words for a registry that refuses
+  the caller).
 """
 
 from __future__ import annotations
@@ -85,7 +87,13 @@ PULL_FAILURE_REASONS = frozenset(
 )
 #: Kubelet reasons that come *after* a successful pull: the image is on the node.
 _PULLED_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
-_UNAUTHORIZED = re.compile(r"\b401\b|unauthori[sz]ed|authentication required|no basic auth credentials", re.I)
+# containerd says "pull access denied ... insufficient_scope: authorization failed" when a token
+# server grants an anonymous caller nothing; Docker Hub and GHCR answer private images the same way.
+_UNAUTHORIZED = re.compile(
+    r"\b40[13]\b|unauthori[sz]ed|authentication required|no basic auth credentials"
+    r"|pull access denied|insufficient_scope|authorization failed|requested access to the resource is denied",
+    re.I,
+)
 _LABEL_MAX = 63
 
 
@@ -242,10 +250,16 @@ def pod_node(pod: Mapping[str, Any]) -> str:
 
 
 def is_active(pod: Mapping[str, Any]) -> bool:
-    """A pull in flight: not finished and not being deleted. This is what the limits count."""
+    """A pull in flight: its result is not known yet and it is not being deleted. This is what
+    the limits count.
+
+    The result, not the phase, ends a pull: on a real kubelet the pod stays ``Running`` for a
+    moment after its container has run (the image is on the node), and counting it then would
+    hold a slot for a pull that is over, while the limits would disagree with the results.
+    """
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    return outcome(pod).state == "pending"
 
 
 @dataclass(frozen=True)

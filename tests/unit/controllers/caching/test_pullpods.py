@@ -146,6 +146,21 @@ def test_401_is_reported_as_unauthorized() -> None:
     assert outcome(pod("Pending", main=waiting("ErrImagePull", msg))).reason == "Unauthorized"
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        # containerd 1.6 on a real node, token registry granting an anonymous caller nothing:
+        'failed to pull and unpack image "127.0.0.1:5000/private/app:v1": failed to resolve reference '
+        '"127.0.0.1:5000/private/app:v1": pull access denied, repository does not exist or may require '
+        "authorization: server message: insufficient_scope: authorization failed",
+        "unexpected status from GET request to https://ghcr.example/v2/o/app/manifests/v1: 403 Forbidden",
+        "denied: requested access to the resource is denied",
+    ],
+)
+def test_refusals_in_containerds_words_are_unauthorized(message: str) -> None:
+    assert outcome(pod("Pending", main=waiting("ErrImagePull", message))).reason == "Unauthorized"
+
+
 def test_errors_after_the_pull_mean_the_image_is_present() -> None:
     for reason in ("CreateContainerConfigError", "CreateContainerError", "RunContainerError"):
         assert outcome(pod("Pending", main=waiting(reason))).state == "pulled"
@@ -176,3 +191,11 @@ def test_pending_and_running_are_in_flight() -> None:
     deleting = pod("Running")
     deleting["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
     assert not is_active(deleting)
+
+
+def test_a_pull_ends_with_its_result_not_with_the_phase() -> None:
+    # A real kubelet reports the container terminated while the pod is still Running.
+    ran = pod("Running", main={"state": {"terminated": {"exitCode": 0}}})
+    assert outcome(ran).state == "pulled" and not is_active(ran)
+    refused = pod("Pending", main=waiting("ErrImagePull", "not found"))
+    assert outcome(refused).state == "failed" and not is_active(refused)
