@@ -3,13 +3,15 @@
 ``python -m devtools.demo up|down|status``. ``up`` starts, detached, with state in ``.local/demo``:
 
 * the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)
-  with 4 simulated nodes;
+  with 4 simulated nodes and one real node (``real-node-0``: containerd + kubelet) that really
+  pulls every image, from local registries only;
 * Prometheus with a few hours of cAdvisor-like sample data for ~40 build images (namespace
   ``build-stuff``, cluster ``mycluster``; some from ECR, which the documented filter drops), behind
   the documented Secret's basic-auth credentials;
 * a token-auth registry with GitLab-runner-helper-like tags;
 * the Helm chart, and the operator as a background process holding only the chart's
-  ServiceAccount token (the Deployment is scaled to 0: simulated nodes run no containers);
+  ServiceAccount token (the Deployment is scaled to 0; pull pods take drop-noop from the helper
+  image the real node pulls from the cluster's node registry);
 * ``examples/`` applied, with only the source endpoints pointed at the local servers.
 
 It returns once images are discovered and prints what to look at. ``down`` stops every process it
@@ -31,21 +33,25 @@ from pathlib import Path
 from typing import Any
 
 from devtools import examples, sampledata
-from devtools.localcluster import LocalCluster, Process, kubectl_binary, wait_until
+from devtools.localcluster import LocalCluster, kubectl_binary
+from devtools.process import Process, wait_until
 from devtools.prometheus import start_prometheus
-from devtools.registry import start_registry
+from devtools.registry import RegistryServer, start_registry
 from devtools.stack import (
     KWOK_STAGES,
     NAMESPACE,
     create_kwok_nodes,
     install_chart,
+    serve_images,
     service_account_kubeconfig,
     start_operator,
 )
 from devtools.tools import REPO_ROOT, ToolMissingError, go_tool, system_tool
+from drop_operator.imageref import parse
 
 DEMO_DIR = REPO_ROOT / ".local" / "demo"
 NODES = ("kwok-node-a", "kwok-node-b", "kwok-node-c", "kwok-node-d")
+REAL_NODE = "real-node-0"
 SEED_CREDENTIALS = ("admin", "my-prometheus-password")  # the documented prometheus-creds Secret
 DATA_HOURS = 8
 
@@ -76,10 +82,17 @@ class Console:
 
 def _check_tools() -> None:
     """Fail early, with the command that fixes it, if `task tools` has not run."""
-    for tool, binary in (("kubernetes", "kube-apiserver"), ("etcd", None), ("kwok", None), ("helm", None)):
+    for tool, binary in (
+        ("kubernetes", "kube-apiserver"),
+        ("kubernetes", "kubelet"),
+        ("etcd", None),
+        ("kwok", None),
+        ("helm", None),
+    ):
         go_tool(tool, binary)
     system_tool("prometheus", "prometheus")
     system_tool("docker-registry", "docker-registry")
+    system_tool("containerd", "containerd")
 
 
 def _state_path(workdir: Path) -> Path:
@@ -127,21 +140,37 @@ def up(workdir: Path) -> int:
                 "local control plane: etcd, kube-apiserver, controller-manager, scheduler", cluster.start
             )
             out.step("kwok with 4 simulated nodes", lambda: _nodes(cluster))
+            out.step(
+                f"1 real node ({REAL_NODE}): containerd + kubelet, its own registry",
+                lambda: cluster.start_real_nodes(1),
+            )
+            cluster.save_state()
             out.step("helm install charts/drop-operator into drop-system", lambda: _install(cluster))
-            prometheus_url, registry_url = out.step(
+            prometheus_url, registry = out.step(
                 "Prometheus with sample data, registry with sample tags", servers.result
             )
+        out.step(
+            "serving every ranked image to the real node from local registries",
+            lambda: _serve_images(cluster, registry),
+        )
+        assert cluster.nodes is not None
+        helper = cluster.nodes.helper_image
         sa_kubeconfig = service_account_kubeconfig(cluster, workdir / "operator.kubeconfig", duration="48h")
         operator = out.step(
             "drop-operator run, with the chart's ServiceAccount token only",
-            lambda: start_operator(sa_kubeconfig, workdir / "operator.log", log_format="console"),
+            lambda: start_operator(
+                sa_kubeconfig,
+                workdir / "operator.log",
+                log_format="console",
+                extra_args=[f"--operator-image={helper}"],
+            ),
         )
         procs.append(operator.process)
         cluster.save_state()
         _save(workdir, procs)
         out.step(
             "kubectl apply the examples (sources pointed at the local servers)",
-            lambda: _apply_examples(cluster, workdir, prometheus_url, registry_url),
+            lambda: _apply_examples(cluster, workdir, prometheus_url, registry.url),
         )
         out.step("waiting for the first discovery", lambda: _wait_discovered(cluster))
     except BaseException:
@@ -166,7 +195,16 @@ def _install(cluster: LocalCluster) -> None:
     install_chart(cluster.kubeconfig, values={"replicaCount": "0"})
 
 
-def _start_sources(workdir: Path, procs: list[Process]) -> tuple[str, str]:
+def _serve_images(cluster: LocalCluster, registry: RegistryServer) -> None:
+    """The real node pulls every image the policies rank, from local registries only: the
+    runner helper from the registry its source lists, the rest from the node registry."""
+    assert cluster.nodes is not None
+    ranked = [parse(image) for image, _ in sampledata.expected_ranking()]
+    helper = {r.domain for r in ranked if r.path == sampledata.RUNNER_HELPER_REPOSITORY}
+    serve_images(cluster.nodes, [r.name for r in ranked], hosted=dict.fromkeys(helper, registry))
+
+
+def _start_sources(workdir: Path, procs: list[Process]) -> tuple[str, RegistryServer]:
     """Prometheus and the registry; each process goes into ``procs`` as soon as it runs."""
     times = sampledata.sample_times(past=1800, future=DATA_HOURS * 3600, step=240)
     prometheus = start_prometheus(
@@ -180,7 +218,7 @@ def _start_sources(workdir: Path, procs: list[Process]) -> tuple[str, str]:
     if registry.token_process is not None:
         procs.append(registry.token_process)
     registry.seed_tags(sampledata.RUNNER_HELPER_REPOSITORY, sampledata.runner_helper_tags())
-    return prometheus.url, registry.url
+    return prometheus.url, registry
 
 
 def _apply_examples(cluster: LocalCluster, workdir: Path, prometheus: str, registry: str) -> None:
@@ -238,6 +276,9 @@ def _show(workdir: Path, kubeconfig: Path, out: Console) -> None:
     print(out.bold(f"$ {command}"))
     print(table.stdout.rstrip() or table.stderr.rstrip())
     log = _rel(workdir / "operator.log")
+    cluster = LocalCluster.load_state(workdir / "cluster")
+    nodes = cluster.nodes.nodes if cluster is not None and cluster.nodes is not None else []
+    socket = nodes[0].socket if nodes else "<containerd socket>"
     print(
         f"""
 {out.bold("What you are looking at")}
@@ -248,8 +289,10 @@ def _show(workdir: Path, kubeconfig: Path, out: Console) -> None:
       newest vX.Y.Z versions and spelled them with the docs' imageTemplate.
   cachedimageset/*                      turn each ranking into CachedImage objects (DESIRED/READY).
   cachedimage/*                         one per image: CACHED counts the nodes that have it. Pull
-      pods fill 4 simulated nodes, paced by pullpolicy/gentle (one pull per node at a time), so
-      the numbers are still climbing.
+      pods fill 4 simulated nodes and 1 real one, paced by pullpolicy/gentle (one pull per node
+      at a time), so the numbers are still climbing.
+  node/{REAL_NODE}                           a real kubelet on containerd: its pulls really land in its
+      image store, served by local registries that stand in for the images' public hosts.
 
 {out.bold("Explore")}
   {"kubectl get cachedimages -w":<58} watch the caching progress
@@ -257,6 +300,8 @@ def _show(workdir: Path, kubeconfig: Path, out: Console) -> None:
   {"kubectl get discoverypolicy popular-build-images -o yaml":<58} ranked images, scores, source health
   {"kubectl get events -A --sort-by=.metadata.creationTimestamp":<58} what the operator did
   {f"tail -f {log}":<58} the operator's log
+  {f"ctr --address {socket} -n k8s.io images ls -q":<58} the real node's image store
+  {f"kubectl get node {REAL_NODE} -o jsonpath='{{.status.images[*].names}}'":<58} what its kubelet reports
   The applied files are in {_rel(workdir / "examples")}/ (from examples/, endpoints changed).
 
 {out.bold("Stop")}
@@ -282,7 +327,7 @@ def down(workdir: Path, *, quiet: bool = False) -> int:
 
 def status(workdir: Path) -> int:
     cluster = LocalCluster.load_state(workdir / "cluster")
-    procs = _load_processes(workdir) + (list(cluster.processes.values()) if cluster else [])
+    procs = _load_processes(workdir) + (cluster.all_processes() if cluster else [])
     if not procs:
         print("no demo running")
         return 1

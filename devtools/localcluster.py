@@ -1,11 +1,13 @@
 """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok.
+kube-scheduler, kwok for simulated nodes, and real nodes (containerd + kubelet, see
+:mod:`devtools.realnodes`) that really pull images.
 
 The tests, the e2e suite and the demo all start the same binaries the same way through this module,
 so what passes in a test is what a person gets from ``task cluster:up``. Every process is started by
 us, tracked by PID and stopped by PID; nothing binds outside loopback.
 
-Run ``python -m devtools.localcluster up|down|status [--dir DIR]`` for a long-lived cluster.
+Run ``python -m devtools.localcluster up|down|status [--dir DIR] [--kwok] [--real-nodes N]`` for a
+long-lived cluster.
 """
 
 from __future__ import annotations
@@ -15,11 +17,8 @@ import base64
 import datetime as dt
 import ipaddress
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from devtools.process import Process, free_port, wait_until
+from devtools.realnodes import RealNodes
 from devtools.tools import REPO_ROOT, ToolMissingError, go_tool
 
 ADMIN_TOKEN = "drop-admin-token"
@@ -54,84 +55,6 @@ def kubectl_binary() -> Path:
         if not found:
             raise
         return Path(found)
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll ``check`` until it is true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-@dataclass
-class Process:
-    """One server process we started: its name, PID and log file."""
-
-    name: str
-    args: list[str]
-    log: Path
-    popen: subprocess.Popen[bytes] | None = None
-    pid: int | None = None
-
-    def start(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                self.args,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        if self.popen is not None:
-            return self.popen.poll() is None
-        return self.pid is not None and _pid_alive(self.pid)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``; only ever our own PID."""
-        if self.pid is None or not self.alive():
-            return
-        os.kill(self.pid, signal.SIGTERM)
-        try:
-            wait_until(lambda: not self.alive(), timeout, f"{self.name} to exit", interval=0.05)
-        except TimeoutError:
-            os.kill(self.pid, signal.SIGKILL)
-            wait_until(lambda: not self.alive(), 5, f"{self.name} to die", interval=0.05)
-        if self.popen is not None:
-            self.popen.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of someone else still answers kill(0); look at its state.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def _write_pki(pki: Path) -> None:
@@ -199,10 +122,14 @@ def _write_pki(pki: Path) -> None:
 
 @dataclass
 class LocalCluster:
-    """etcd + kube-apiserver (+ kube-controller-manager and kube-scheduler, + kwok on demand)."""
+    """etcd + kube-apiserver (+ kube-controller-manager and kube-scheduler, + kwok on demand,
+    + ``real_nodes`` real nodes registered with ``real_node_taints``)."""
 
     workdir: Path
     with_controller_manager: bool = True
+    real_nodes: int = 0
+    real_node_taints: Sequence[str] = ()
+    nodes: RealNodes | None = None
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
     apiserver_port: int = field(default_factory=free_port)
@@ -237,9 +164,25 @@ class LocalCluster:
         if self.with_controller_manager:
             self._start_controller_manager()
             self._start_scheduler()
+        if self.real_nodes:
+            self.start_real_nodes(self.real_nodes, taints=self.real_node_taints)
+
+    def start_real_nodes(
+        self, count: int, *, taints: Sequence[str] = (), timeout: float = 180.0
+    ) -> RealNodes:
+        """Start ``count`` real nodes (``real-node-<i>``); return once all are Ready and schedulable."""
+        if self.nodes is None:
+            self.nodes = RealNodes(self.workdir / "nodes", self.kubeconfig, count, taints=taints)
+            self.nodes.start(self.kubectl, timeout=timeout)
+        return self.nodes
 
     def stop(self) -> None:
-        """Stop everything we started, newest first."""
+        """Stop everything we started: real nodes first (their pods are deleted through the API
+        server while it still runs), then the control plane, newest first."""
+        if self.nodes is not None:
+            api = self.processes.get("kube-apiserver")
+            self.nodes.stop(self.kubectl if api is not None and api.alive() else None)
+            self.nodes = None
         for name in reversed(list(self.processes)):
             self.processes[name].stop()
 
@@ -490,6 +433,7 @@ class LocalCluster:
             "etcd_peer_port": self.etcd_peer_port,
             "apiserver_port": self.apiserver_port,
             "pids": {name: p.pid for name, p in self.processes.items()},
+            "real_nodes": self.nodes.state() if self.nodes is not None else None,
         }
         (self.workdir / "state.json").write_text(json.dumps(state, indent=2))
 
@@ -507,7 +451,19 @@ class LocalCluster:
         )
         for name, pid in state["pids"].items():
             cluster.processes[name] = Process(name, [], workdir / "logs" / f"{name}.log", pid=pid)
+        if state.get("real_nodes"):
+            cluster.nodes = RealNodes.from_state(workdir / "nodes", cluster.kubeconfig, state["real_nodes"])
         return cluster
+
+    def all_processes(self) -> list[Process]:
+        """Every process of the cluster, real nodes and their registry included."""
+        extra: list[Process] = []
+        if self.nodes is not None:
+            for node in self.nodes.nodes:
+                extra += node.processes()
+            if self.nodes.registry is not None:
+                extra.append(self.nodes.registry.process)
+        return [*self.processes.values(), *extra]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -518,6 +474,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--kwok", action="store_true", help="also run kwok for simulated nodes")
     parser.add_argument("--stages", type=Path, action="append", default=[], help="kwok Stage YAML files")
+    parser.add_argument(
+        "--real-nodes", type=int, default=0, metavar="N", help="also run N real nodes (containerd + kubelet)"
+    )
     args = parser.parse_args(argv)
     workdir: Path = args.dir.resolve()
 
@@ -526,8 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if existing is None:
             print("no local cluster")
             return 1
-        for name, proc in existing.processes.items():
-            print(f"{name:<26} pid {proc.pid:<8} {'running' if proc.alive() else 'stopped'}")
+        for proc in existing.all_processes():
+            print(f"{proc.name:<34} pid {proc.pid:<8} {'running' if proc.alive() else 'stopped'}")
+        if existing.nodes is not None:
+            for node in existing.nodes.nodes:
+                print(f"real node {node.name}: containerd socket {node.socket}")
+                print(f"  images: ctr --address {node.socket} --namespace k8s.io images ls")
         print(f"export KUBECONFIG={existing.kubeconfig}")
         return 0
     if args.command == "down":
@@ -537,12 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("local cluster stopped")
         return 0
 
-    if existing is not None and all(p.alive() for p in existing.processes.values()):
+    if existing is not None and all(p.alive() for p in existing.all_processes()):
         print(f"local cluster already running\nexport KUBECONFIG={existing.kubeconfig}")
         return 0
     if existing is not None:
         existing.stop()
-    cluster = LocalCluster(workdir)
+    cluster = LocalCluster(workdir, real_nodes=args.real_nodes)
     started = time.monotonic()
     try:
         cluster.start()
@@ -553,6 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     cluster.save_state()
     print(f"local control plane ready in {time.monotonic() - started:.1f}s at {cluster.url}", file=sys.stderr)
+    if cluster.nodes is not None:
+        names = ", ".join(node.name for node in cluster.nodes.nodes)
+        print(f"real nodes {names} Ready after {cluster.nodes.started_seconds:.1f}s", file=sys.stderr)
     print(f"export KUBECONFIG={cluster.kubeconfig}")
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import bcrypt
 
 from devtools.http import wait_http
-from devtools.localcluster import Process, free_port
+from devtools.process import Process, free_port
 from devtools.tls import CertAuthority, KeyPair
 from devtools.tools import system_tool
 

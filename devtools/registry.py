@@ -7,8 +7,9 @@ event loop is doing, or as its own process for the demo, which outlives the comm
 `sub`, `exp`, `nbf`, `iat`, `jti`, `access`) with an `x5c` header holding a self-signed certificate
 that is also the registry's `rootcertbundle` — the same flow public registries use.
 
-Images are pushed through the distribution API (upload a blob, PUT it with its digest, PUT an OCI
-manifest per tag) so the registry stores exactly what a real push would. `seed_tags` adds many
+Images (built by :mod:`devtools.ociimage`) are pushed through the distribution API (upload a blob,
+PUT it with its digest, PUT an OCI manifest or index per tag) so the registry stores exactly what a
+real push would, and a real node can pull and run them. `seed_tags` adds many
 tags fast by writing the tag links the registry itself writes on a manifest PUT.
 """
 
@@ -40,14 +41,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from devtools.http import wait_http
-from devtools.localcluster import Process, free_port
+from devtools.ociimage import Image, Index, build_image, layer
+from devtools.process import Process, free_port
 from devtools.tls import CertAuthority, KeyPair, self_signed_rsa
 from devtools.tools import go_tool, system_tool
 
 __all__ = ["RegistryServer", "TokenServer", "start_registry"]
 
 AuthMode = Literal["none", "basic", "token"]
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 SERVICE = "drop-test-registry"
 ISSUER = "drop-test-token-issuer"
 
@@ -268,6 +269,32 @@ class RegistryServer:
             raise RuntimeError(f"blob upload: HTTP {status} {body[:300]!r}")
         return digest
 
+    def push(self, repo: str, tags: Iterable[str], artifact: Image | Index) -> str:
+        """Push an image or an index under every tag, blobs first; returns the manifest digest.
+
+        An index's platform manifests are put by digest before the index itself, as the
+        distribution spec requires (a registry may refuse an index naming unknown manifests).
+        """
+        auth = self._push_auth(repo)
+        images = artifact.images if isinstance(artifact, Index) else (artifact,)
+        for image in images:
+            for blob in image.blobs():
+                self._put_blob(repo, blob.data, auth)
+            if isinstance(artifact, Index):
+                self._put_manifest(repo, image.digest, image.manifest.media_type, image.manifest.data, auth)
+        for tag in tags:
+            self._put_manifest(repo, tag, artifact.manifest.media_type, artifact.manifest.data, auth)
+        return artifact.digest
+
+    def _put_manifest(
+        self, repo: str, reference: str, media_type: str, data: bytes, auth: Mapping[str, str]
+    ) -> None:
+        status, _, body = self._request(
+            "PUT", f"/v2/{repo}/manifests/{reference}", {**auth, "Content-Type": media_type}, data
+        )
+        if status != 201:
+            raise RuntimeError(f"manifest {repo}:{reference}: HTTP {status} {body[:300]!r}")
+
     def push_image(self, repo: str, tag: str, *, payload: bytes = b"drop-operator test layer") -> str:
         """Push a tiny OCI image as `repo:tag`; returns the manifest digest."""
         return self.push_tags(repo, [tag], payload=payload)
@@ -275,38 +302,8 @@ class RegistryServer:
     def push_tags(
         self, repo: str, tags: Iterable[str], *, payload: bytes = b"drop-operator test layer"
     ) -> str:
-        """Push one tiny OCI image under every tag (one PUT manifest per tag)."""
-        auth = self._push_auth(repo)
-        config = b"{}"
-        config_digest = self._put_blob(repo, config, auth)
-        layer_digest = self._put_blob(repo, payload, auth)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": config_digest,
-                    "size": len(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": layer_digest,
-                        "size": len(payload),
-                    }
-                ],
-            },
-            separators=(",", ":"),
-        ).encode()
-        digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        for tag in tags:
-            status, _, body = self._request(
-                "PUT", f"/v2/{repo}/manifests/{tag}", {**auth, "Content-Type": OCI_MANIFEST}, manifest
-            )
-            if status != 201:
-                raise RuntimeError(f"manifest {repo}:{tag}: HTTP {status} {body[:300]!r}")
-        return digest
+        """Push one tiny image (a single file, ``/payload``) under every tag."""
+        return self.push(repo, tags, build_image([layer({"payload": payload})]))
 
     def seed_tags(self, repo: str, tags: Iterable[str]) -> None:
         """Add many tags fast: push one image, then write the tag links a manifest PUT writes.

@@ -1,10 +1,11 @@
-"""The product on a local control plane: kwok nodes, the Helm chart, and the operator running as a
-local process with the chart's ServiceAccount token.
+"""The product on a local control plane: kwok nodes and real nodes, the Helm chart, and the
+operator running as a local process with the chart's ServiceAccount token.
 
 Shared by the e2e suite (local mode) and the demo, so the demo shows exactly what e2e proves.
-There is no kubelet, so the chart's Deployment is installed with 0 replicas and the operator runs
-here instead — authenticated by a TokenRequest token of the chart's ServiceAccount and nothing
-else, which makes the chart's RBAC the only thing it can do.
+The chart's Deployment is installed with 0 replicas and the operator runs here instead —
+authenticated by a TokenRequest token of the chart's ServiceAccount and nothing else, which makes
+the chart's RBAC the only thing it can do. Its pull pods copy drop-noop out of the helper image the
+real nodes pull from the cluster's node registry (:mod:`devtools.realnodes`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from devtools import sampleimages
 from devtools.http import wait_http
-from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster, Process, free_port, kubectl_binary
+from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster, kubectl_binary
+from devtools.process import Process, free_port
+from devtools.realnodes import RealNodes
+from devtools.registry import RegistryServer
 from devtools.tools import REPO_ROOT, ToolMissingError, go_tool
+from drop_operator.imageref import parse
 
 __all__ = [
     "CHART",
@@ -33,6 +39,7 @@ __all__ = [
     "helm",
     "helm_binary",
     "install_chart",
+    "serve_images",
     "service_account_kubeconfig",
     "start_operator",
 ]
@@ -123,6 +130,32 @@ def create_kwok_nodes(cluster: LocalCluster, names: Sequence[str], labels: Mappi
         for name in names
     ]
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def serve_images(
+    nodes: RealNodes, references: Iterable[str], *, hosted: Mapping[str, RegistryServer] | None = None
+) -> list[str]:
+    """Make ``references`` (as users write them, on any registry host) pullable by the real nodes
+    from this machine only; return them normalized.
+
+    A reference whose registry host is a key of ``hosted`` is served by that local registry, which
+    already holds it (the demo's registry source lists it there). Every other one is pushed to the
+    node registry as a small image of its own. Each host is then mirrored to its local registry
+    with no fallback, so nothing is fetched from the host the reference names.
+    """
+    assert nodes.registry is not None
+    elsewhere = dict(hosted or {})
+    mirrors: dict[str, RegistryServer] = dict(elsewhere)
+    normalized = []
+    for reference in references:
+        ref = parse(reference, default_tag="latest")
+        normalized.append(ref.name)
+        if ref.domain not in elsewhere:
+            nodes.registry.push(ref.path, [ref.tag or "latest"], sampleimages.unique(ref.name))
+            mirrors[ref.domain] = nodes.registry
+    for host, registry in mirrors.items():
+        nodes.mirror([host], registry)
+    return normalized
 
 
 def service_account_kubeconfig(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools import sampledata
+from devtools.realnodes import RealNode
 from e2e.kube import Kubectl
 
 SEED_USERNAME = "admin"
@@ -57,6 +58,8 @@ class Environment(abc.ABC):
     patience: float = 1.0
     # Simulated nodes hold no images, so every image needs a pull pod on every node.
     nodes_start_empty: bool = True
+    # Nodes whose containerd store the suite can read (local mode), to check pulls really landed.
+    real_nodes: list[RealNode] = field(default_factory=list)
 
     @property
     def namespace(self) -> str:

@@ -23,7 +23,7 @@ import yaml
 
 from devtools import sampledata
 from devtools.http import wait_http
-from devtools.localcluster import Process, free_port
+from devtools.process import Process, free_port
 from devtools.registry import RegistryServer
 from devtools.stack import helm, install_chart
 from e2e.environment import SEED_PASSWORD, SEED_USERNAME, Environment, Settings, kubeconfig_from_env

@@ -1,9 +1,12 @@
-"""Local mode: the real control plane with kwok nodes, the chart installed with helm, and the
-operator as a local process that holds nothing but a TokenRequest token of the chart's
-ServiceAccount — so every scenario also proves the chart's RBAC is enough.
+"""Local mode: the real control plane with kwok nodes and real nodes (containerd + kubelet), the
+chart installed with helm, and the operator as a local process that holds nothing but a
+TokenRequest token of the chart's ServiceAccount — so every scenario also proves the chart's RBAC
+is enough.
 
 Prometheus (with the seed Secret's basic-auth credentials) and a token-auth registry run on
-127.0.0.1 with the sample data in :mod:`devtools.sampledata`.
+127.0.0.1 with the sample data in :mod:`devtools.sampledata`. Every image the documentation's
+policies rank is served to the real nodes by a local registry (the registry source's own one for
+the runner helper, the cluster's node registry for the rest), so the real nodes really pull them.
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from devtools.stack import (
     create_kwok_nodes,
     helm,
     install_chart,
+    serve_images,
     service_account_kubeconfig,
     start_operator,
 )
+from drop_operator.imageref import parse
 from e2e.environment import SEED_PASSWORD, SEED_USERNAME, Environment, Settings
 from e2e.kube import Kubectl, eventually
 
 NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
+REAL_NODES = 2
 
 
 @dataclass
@@ -43,7 +49,7 @@ class LocalEnvironment(Environment):
 
     @classmethod
     def start(cls, settings: Settings, workdir: Path) -> LocalEnvironment:
-        cluster = LocalCluster(workdir / "cluster")
+        cluster = LocalCluster(workdir / "cluster", real_nodes=REAL_NODES)
         env = cls(settings, Kubectl(kubectl_binary(), cluster.kubeconfig), workdir=workdir, cluster=cluster)
         try:
             env._start()
@@ -74,7 +80,9 @@ class LocalEnvironment(Environment):
             )
             t = self._lap("helm install", t)
             create_kwok_nodes(self.cluster, NODES, {"drop.corewire.io/e2e": "true"})
-            self.nodes = list(NODES)
+            assert self.cluster.nodes is not None
+            self.real_nodes = list(self.cluster.nodes.nodes)
+            self.nodes = [*NODES, *(node.name for node in self.real_nodes)]
             sa_kubeconfig = service_account_kubeconfig(
                 self.cluster,
                 self.workdir / "operator.kubeconfig",
@@ -87,10 +95,11 @@ class LocalEnvironment(Environment):
                 namespace=self.namespace,
                 lease_name=self.lease_name,
                 log_format="console",
-                extra_args=["--log-level=debug"],
+                extra_args=["--log-level=debug", f"--operator-image={self.cluster.nodes.helper_image}"],
             )
             t = self._lap("operator ready", t)
             sources.result()
+            self._serve_ranked_images()
         self._wait_nodes_schedulable()
         self._lap("nodes ready", t)
 
@@ -105,6 +114,16 @@ class LocalEnvironment(Environment):
         self.registry = start_registry(self.workdir / "registry", auth="token")
         self.registry.seed_tags(sampledata.RUNNER_HELPER_REPOSITORY, sampledata.runner_helper_tags())
         self.registry_url = self.registry.url
+
+    def _serve_ranked_images(self) -> None:
+        """Every image the policies can rank, pullable by the real nodes from local registries."""
+        assert self.cluster is not None and self.cluster.nodes is not None and self.registry is not None
+        ranked = [parse(image) for image, _ in self.expected_ranking()]
+        # The runner helper's host is served by the registry its registry source lists.
+        helper = {r.domain for r in ranked if r.path == sampledata.RUNNER_HELPER_REPOSITORY}
+        serve_images(
+            self.cluster.nodes, [r.name for r in ranked], hosted=dict.fromkeys(helper, self.registry)
+        )
 
     def _wait_nodes_schedulable(self) -> None:
         def schedulable() -> bool:

@@ -8,6 +8,9 @@ pacing is measured by the node-caching tests and here only the outcome matters.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import pytest
 
 from drop_operator.imageref import normalize
@@ -131,3 +134,40 @@ def test_every_image_is_pulled_onto_every_node(
         assert any(child["metadata"]["name"] in seen for child in items.values()), seen
     image_set = env.kubectl.get("cachedimageset", set_name)
     assert condition(image_set, "Ready")["status"] == "True"
+
+
+@pytest.mark.parametrize("set_name", ["popular-build-images", "gitlab-helpers"])
+def test_real_nodes_hold_every_cached_image(env: Environment, applied: None, set_name: str) -> None:
+    """What ``kubectl get cachedimages`` says is what the real nodes' containerd stores hold, and
+    what their kubelets report in ``node.status.images`` (refreshed about every 30 s; at most five
+    names per image, so an image is matched by the content its names point to)."""
+    items = children(env, set_name)
+    assert items, f"{set_name} has no children"
+    for node in env.real_nodes:
+        stored = node.images()
+        for reference, child in items.items():
+            assert status(child).get("cachedNodes") == len(env.nodes), (reference, status(child))
+            assert reference in stored, f"{reference} is cached by status but not in {node.name}'s store"
+
+        def unreported(name: str = node.name, stored: dict[str, str] = stored) -> list[str]:
+            names = {
+                image_name
+                for image in status(env.kubectl.get("node", name)).get("images") or []
+                for image_name in image.get("names", [])
+            }
+            contents = {stored[n] for n in names if n in stored}
+            return sorted(ref for ref in items if stored[ref] not in contents)
+
+        eventually(
+            functools.partial(_none_left, unreported),
+            within=90,
+            what=functools.partial(_report, node.name, unreported),
+        )
+
+
+def _none_left(missing: Callable[[], list[str]]) -> bool:
+    return not missing()
+
+
+def _report(name: str, missing: Callable[[], list[str]]) -> str:
+    return f"{name} to report {missing()} in node.status.images"

@@ -15,7 +15,7 @@ from typing import ParamSpec, TypeVar
 import pytest
 
 from devtools.http import wait_http
-from devtools.localcluster import Process, free_port
+from devtools.process import Process, free_port
 from devtools.tools import ToolMissingError, go_tool, system_tool
 
 __all__ = ["Process", "fail_if_missing", "free_port", "go_binary", "system_binary", "wait_http"]

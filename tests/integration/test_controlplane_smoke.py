@@ -8,7 +8,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from devtools.localcluster import LocalCluster, wait_until
+from devtools.localcluster import LocalCluster
+from devtools.process import wait_until
 from tests.infra.controlplane import unique_name
 
 SMOKE_CRD = """

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from devtools.localcluster import free_port
+from devtools.process import free_port
 from drop_operator.discovery import Credentials, PrometheusConfig, PrometheusSource, Reason, SourceError
 from tests.component.discovery.conftest import ServeApp
 from tests.infra.prometheus import PrometheusFactory, PrometheusServer, series_ending_now

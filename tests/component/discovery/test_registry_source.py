@@ -8,7 +8,7 @@ import json
 import pytest
 from aiohttp import web
 
-from devtools.localcluster import free_port
+from devtools.process import free_port
 from drop_operator.discovery import (
     Credentials,
     Reason,

@@ -6,8 +6,9 @@ from prometheus_client import REGISTRY
 
 from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from tests.infra.operator import condition
+from tests.infra.podwatch import PodWatch
 from tests.infra.waiting import eventually
-from tests.integration.cachedimage.conftest import Env, Operator, PodWatch
+from tests.integration.cachedimage.conftest import Env, Operator
 
 
 async def test_deleting_a_cached_image_garbage_collects_its_pods(

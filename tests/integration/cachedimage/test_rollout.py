@@ -5,8 +5,9 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from tests.infra.operator import condition
+from tests.infra.podwatch import PodWatch
 from tests.infra.waiting import eventually
-from tests.integration.cachedimage.conftest import Env, Operator, PodWatch
+from tests.integration.cachedimage.conftest import Env, Operator
 
 IMAGES = 5
 NODES = 20
