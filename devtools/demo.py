@@ -279,6 +279,20 @@ def _show(workdir: Path, kubeconfig: Path, out: Console) -> None:
     cluster = LocalCluster.load_state(workdir / "cluster")
     nodes = cluster.nodes.nodes if cluster is not None and cluster.nodes is not None else []
     socket = nodes[0].socket if nodes else "<containerd socket>"
+    commands = [
+        ("kubectl get cachedimages -w", "watch the caching progress"),
+        (f"kubectl get pods -n {NAMESPACE} -w", "the pull pods coming and going"),
+        ("kubectl get discoverypolicy popular-build-images -o yaml", "ranked images, scores, source health"),
+        ("kubectl get events -A --sort-by=.metadata.creationTimestamp", "what the operator did"),
+        (f"tail -f {log}", "the operator's log"),
+        (f"ctr --address {socket} -n k8s.io images ls -q", "the real node's image store"),
+        (
+            f"kubectl get node {REAL_NODE} -o jsonpath='{{.status.images[*].names}}'",
+            "what its kubelet reports",
+        ),
+    ]
+    width = max(len(command) for command, _ in commands)
+    explore = "\n".join(f"  {command:<{width}}  {meaning}" for command, meaning in commands)
     print(
         f"""
 {out.bold("What you are looking at")}
@@ -291,17 +305,11 @@ def _show(workdir: Path, kubeconfig: Path, out: Console) -> None:
   cachedimage/*                         one per image: CACHED counts the nodes that have it. Pull
       pods fill 4 simulated nodes and 1 real one, paced by pullpolicy/gentle (one pull per node
       at a time), so the numbers are still climbing.
-  node/{REAL_NODE}                           a real kubelet on containerd: its pulls really land in its
+  node/{REAL_NODE}                      a real kubelet on containerd: its pulls really land in its
       image store, served by local registries that stand in for the images' public hosts.
 
 {out.bold("Explore")}
-  {"kubectl get cachedimages -w":<58} watch the caching progress
-  {f"kubectl get pods -n {NAMESPACE} -w":<58} the pull pods coming and going
-  {"kubectl get discoverypolicy popular-build-images -o yaml":<58} ranked images, scores, source health
-  {"kubectl get events -A --sort-by=.metadata.creationTimestamp":<58} what the operator did
-  {f"tail -f {log}":<58} the operator's log
-  {f"ctr --address {socket} -n k8s.io images ls -q":<58} the real node's image store
-  {f"kubectl get node {REAL_NODE} -o jsonpath='{{.status.images[*].names}}'":<58} what its kubelet reports
+{explore}
   The applied files are in {_rel(workdir / "examples")}/ (from examples/, endpoints changed).
 
 {out.bold("Stop")}
