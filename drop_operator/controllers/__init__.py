@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from drop_operator.controllers import cachedimage, discovery, imageset
 
+__all__ = ["register_controllers"]
+
 if TYPE_CHECKING:
     from drop_operator.controllers.settings import OperatorSettings
     from drop_operator.runtime import Manager

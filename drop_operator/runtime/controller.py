@@ -81,9 +81,6 @@ class Controller:
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
 
-    def enqueue_after(self, key: str, delay: float) -> None:
-        self.queue.add_after(key, delay)
-
     def watch_for(self, informer: Informer, *, predicates: Sequence[Predicate] = ()) -> None:
         """Reconcile an object of the informer's kind under its own key."""
         self.watch_mapped(informer, lambda obj: (object_key(obj),), predicates=predicates)

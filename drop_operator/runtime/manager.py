@@ -124,10 +124,6 @@ class Manager:
     def informers(self) -> list[Informer]:
         return list(self._informers.values())
 
-    @property
-    def controllers(self) -> list[Controller]:
-        return list(self._controllers.values())
-
     # -- checks ----------------------------------------------------------------------------------
 
     def _caches_synced(self) -> str | None:

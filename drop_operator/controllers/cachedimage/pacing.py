@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from drop_operator.api import DEFAULT_PULL_POLICY, PullPolicySpec, parse_duration
@@ -210,6 +210,3 @@ class PolicyGates:
         """The informer reported pod ``name``: it is counted from the cache from now on."""
         for gate in self._gates.values():
             gate.forget(name)
-
-    def pools(self) -> Iterable[str]:
-        return self._gates.keys()

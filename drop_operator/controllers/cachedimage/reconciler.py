@@ -23,7 +23,7 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -544,9 +544,3 @@ class CachedImageReconciler:
         self.totals.remove(key)
         for keys in self.waiting.values():
             keys.discard(key)
-
-    def forget_missing(self, keys: Iterable[str]) -> None:
-        """Drop memory of images no longer in the cache (called on delete events)."""
-        for key in keys:
-            if self.images.get(key) is None:
-                self._forget(key)

@@ -1,87 +1,9 @@
 """CachedImageSet -> CachedImage: materialize static and discovered images as owned children.
 
-This reconciler meets the discovery reconciler only through the API server: it reads
-``DiscoveryPolicy.status.discoveredImages`` from its informer and never imports the discovery code.
-:func:`setup` wires it into a :class:`~drop_operator.runtime.manager.Manager`.
+``wiring`` registers the informers, indexes and watches; ``reconciler`` is one pass over a set.
 """
 
-from __future__ import annotations
+from drop_operator.controllers.imageset.reconciler import ImageSetReconciler
+from drop_operator.controllers.imageset.wiring import CONTROLLER_NAME, setup
 
-import contextlib
-from collections.abc import Mapping
-from typing import Any
-
-from drop_operator.controllers.imageset.reconciler import (
-    OWNER_INDEX,
-    POLICY_INDEX,
-    ImageSetReconciler,
-    owner_uids,
-    referenced_policies,
-)
-from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
-from drop_operator.controllers.settings import OperatorSettings
-from drop_operator.runtime.informer import Informer
-from drop_operator.runtime.manager import Manager
-from drop_operator.runtime.predicates import generation_changed
-from drop_operator.runtime.resource import object_key
-
-__all__ = ["CONTROLLER_NAME", "ImageSetReconciler", "policy_changed", "setup"]
-
-CONTROLLER_NAME = "cachedimageset"
-
-Obj = dict[str, Any]
-
-
-def policy_changed(old: Obj | None, new: Obj) -> bool:
-    """Predicate on DiscoveryPolicies: only what a set reads (its list, conditions, generations).
-
-    ``lastSyncTime`` moving on every sync, and resync replays, do not wake the sets.
-    """
-    if old is None:
-        return True
-
-    def view(obj: Mapping[str, Any]) -> tuple[Any, ...]:
-        meta = obj.get("metadata") or {}
-        status = obj.get("status") or {}
-        return (
-            meta.get("generation"),
-            meta.get("uid"),
-            status.get("observedGeneration"),
-            status.get("discoveredImages"),
-            status.get("conditions"),
-            bool(status.get("lastSyncTime")),
-        )
-
-    return view(old) != view(new)
-
-
-def _ensure_index(informer: Informer, name: str, fn: Any) -> None:
-    # Informers are shared: setup may already have run on this manager.
-    with contextlib.suppress(ValueError):
-        informer.add_index(name, fn)
-
-
-def setup(manager: Manager, settings: OperatorSettings) -> None:
-    """Create the informers, indexes and controller of the image-set reconciler on ``manager``."""
-    sets = manager.informer(CACHED_IMAGE_SETS)
-    children = manager.informer(CACHED_IMAGES)
-    policies = manager.informer(DISCOVERY_POLICIES)
-    _ensure_index(children, OWNER_INDEX, owner_uids)
-    _ensure_index(sets, POLICY_INDEX, referenced_policies)
-
-    reconciler = ImageSetReconciler(
-        manager.client,
-        sets=sets,
-        children=children,
-        policies=policies,
-        recorder=manager.event_recorder("drop-operator-imageset"),
-    )
-    controller = manager.controller(CONTROLLER_NAME, reconciler.reconcile, workers=settings.workers)
-    controller.watch_for(sets, predicates=[generation_changed])
-    controller.watch_owned(children, CACHED_IMAGE_SETS.kind)
-
-    def sets_of(policy: Obj) -> list[str]:
-        name = str((policy.get("metadata") or {}).get("name") or "")
-        return [object_key(s) for s in sets.by_index(POLICY_INDEX, name)]
-
-    controller.watch_mapped(policies, sets_of, predicates=[policy_changed])
+__all__ = ["CONTROLLER_NAME", "ImageSetReconciler", "setup"]
