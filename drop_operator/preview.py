@@ -27,8 +27,8 @@ from pydantic import ValidationError
 
 from drop_operator.api.discoverypolicy import DiscoveryPolicy, DiscoveryPolicyStatus, DiscoverySource
 from drop_operator.api.meta import utcnow
+from drop_operator.controllers.common import format_time
 from drop_operator.controllers.discovery.secrets import SECRET_NOT_FOUND, SecretError, credentials_from_secret
-from drop_operator.controllers.discovery.status import format_time
 from drop_operator.controllers.discovery.sync import (
     SyncOutcome,
     apply_outcomes,

@@ -19,7 +19,6 @@ the images that were waiting for room.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from collections import Counter
@@ -48,12 +47,12 @@ from drop_operator.controllers.cachedimage.pullpods import (
     PodRequest,
     build_pull_pod,
     is_active,
-    label_value,
     outcome,
     pod_node,
 )
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts, build_status
+from drop_operator.controllers.common import label_value, parse_time
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, EventRecorder, Informer, Result
@@ -95,11 +94,8 @@ def pool_of(obj: Obj) -> str:
 
 
 def _created(pod: Obj) -> float:
-    raw = (pod.get("metadata") or {}).get("creationTimestamp")
-    if isinstance(raw, str):
-        with contextlib.suppress(ValueError):
-            return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    return time.time()
+    created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+    return created.timestamp() if created is not None else time.time()
 
 
 def is_pull_pod(pod: Obj) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 from drop_operator.controllers.cachedimage.nodes import node_fingerprint
 from drop_operator.controllers.cachedimage.policystatus import CONTROLLER_NAME as POLICY_STATUS_CONTROLLER
 from drop_operator.controllers.cachedimage.policystatus import PullPolicyStatusReconciler
-from drop_operator.controllers.cachedimage.pullpods import LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY, is_active
+from drop_operator.controllers.cachedimage.pullpods import LABEL_POOL, is_active
 from drop_operator.controllers.cachedimage.reconciler import (
     OWNER_INDEX,
     POLICY_INDEX,
@@ -28,6 +28,7 @@ from drop_operator.controllers.cachedimage.reconciler import (
     CachedImageReconciler,
     is_pull_pod,
 )
+from drop_operator.controllers.common import LABEL_MANAGED_BY, MANAGED_BY, controller_uid
 from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.informer import Informer
@@ -51,10 +52,8 @@ def _ensure_index(informer: Informer, name: str, fn: Callable[[Obj], Iterable[st
 
 
 def _owner_uid(pod: Obj) -> Iterable[str]:
-    for ref in (pod.get("metadata") or {}).get("ownerReferences") or ():
-        if ref.get("controller") and ref.get("kind") == "CachedImage" and ref.get("uid"):
-            return (str(ref["uid"]),)
-    return ()
+    uid = controller_uid(pod, CACHED_IMAGES.kind)
+    return (uid,) if uid else ()
 
 
 def _pool_label(pod: Obj) -> Iterable[str]:

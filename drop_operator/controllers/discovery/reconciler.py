@@ -35,6 +35,7 @@ from drop_operator.api.discoverypolicy import (
 )
 from drop_operator.api.duration import parse_duration
 from drop_operator.api.meta import utcnow
+from drop_operator.controllers.common import first_and_more
 from drop_operator.controllers.discovery import metrics
 from drop_operator.controllers.discovery.schedule import (
     MIN_WAIT,
@@ -91,15 +92,11 @@ def images_changed_note(before: list[str], after: list[str]) -> str | None:
     if not added and not removed:
         return None
 
-    def names(items: list[str]) -> str:
-        shown = ", ".join(items[:_NOTE_NAMES])
-        return shown + (f" and {len(items) - _NOTE_NAMES} more" if len(items) > _NOTE_NAMES else "")
-
     parts = []
     if added:
-        parts.append(f"added {names(added)}")
+        parts.append(f"added {first_and_more(added, _NOTE_NAMES)}")
     if removed:
-        parts.append(f"removed {names(removed)}")
+        parts.append(f"removed {first_and_more(removed, _NOTE_NAMES)}")
     return f"+{len(added)} -{len(removed)}: " + "; ".join(parts)
 
 

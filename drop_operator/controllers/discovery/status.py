@@ -23,6 +23,7 @@ from drop_operator.api.discoverypolicy import (
     SourceType,
 )
 from drop_operator.api.meta import Condition, set_condition
+from drop_operator.controllers.common import MAX_MESSAGE, condition, format_time
 
 __all__ = [
     "ALL_SOURCES_FAILED",
@@ -34,7 +35,6 @@ __all__ = [
     "SOURCE_FAILED",
     "SourceRun",
     "build_conditions",
-    "format_time",
     "merge_source_statuses",
     "unreadable_spec_status",
 ]
@@ -50,7 +50,6 @@ INVALID_SPEC = "InvalidSpec"
 
 _MAX_DROPPED = 32
 _MAX_ERROR = 1024
-_MAX_MESSAGE = 4096
 
 
 @dataclass(frozen=True)
@@ -73,11 +72,6 @@ class SourceRun:
     @property
     def ok(self) -> bool:
         return self.images is not None
-
-
-def format_time(value: datetime | None) -> str:
-    """RFC 3339 at second precision, as in the object; ``never`` for None."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "never"
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -174,49 +168,49 @@ def build_conditions(
     """
     failing = [s for s in sources if not s.healthy and s.last_sync_time is not None]
     if not any(s.last_sync_time is not None for s in sources):
-        healthy = Condition(
-            type=SOURCES_HEALTHY,
-            status="Unknown",
-            reason=NOT_SYNCED,
-            message="no source has been queried yet",
-            observed_generation=generation,
-            last_transition_time=now,
+        healthy = condition(
+            SOURCES_HEALTHY,
+            "Unknown",
+            NOT_SYNCED,
+            "no source has been queried yet",
+            generation=generation,
+            now=now,
         )
     elif not failing:
-        healthy = Condition(
-            type=SOURCES_HEALTHY,
-            status="True",
-            reason=ALL_SOURCES_HEALTHY,
-            message=f"all {len(sources)} sources healthy",
-            observed_generation=generation,
-            last_transition_time=now,
+        healthy = condition(
+            SOURCES_HEALTHY,
+            "True",
+            ALL_SOURCES_HEALTHY,
+            f"all {len(sources)} sources healthy",
+            generation=generation,
+            now=now,
         )
     else:
         reasons = {s.reason for s in failing}
-        healthy = Condition(
-            type=SOURCES_HEALTHY,
-            status="False",
-            reason=(reasons.pop() or SOURCE_FAILED) if len(reasons) == 1 else SOURCE_FAILED,
-            message=_truncate(
+        healthy = condition(
+            SOURCES_HEALTHY,
+            "False",
+            (reasons.pop() or SOURCE_FAILED) if len(reasons) == 1 else SOURCE_FAILED,
+            _truncate(
                 f"{len(failing)} of {len(sources)} sources failing: "
                 + "; ".join(_failure_line(s) for s in failing),
-                _MAX_MESSAGE,
+                MAX_MESSAGE,
             ),
-            observed_generation=generation,
-            last_transition_time=now,
+            generation=generation,
+            now=now,
         )
 
     if image_filter_error is not None:
-        ready = Condition(
-            type=READY,
-            status="False",
-            reason="InvalidImageFilter",
-            message=_truncate(
+        ready = condition(
+            READY,
+            "False",
+            "InvalidImageFilter",
+            _truncate(
                 f"{image_filter_error}; keeping the {image_count} images published at {format_time(published_at)}",
-                _MAX_MESSAGE,
+                MAX_MESSAGE,
             ),
-            observed_generation=generation,
-            last_transition_time=now,
+            generation=generation,
+            now=now,
         )
     elif all_failed:
         kept = (
@@ -224,36 +218,31 @@ def build_conditions(
             if published_at is not None
             else "no images discovered yet"
         )
-        ready = Condition(
-            type=READY,
-            status="False",
-            reason=ALL_SOURCES_FAILED,
-            message=f"every source failed; {kept}",
-            observed_generation=generation,
-            last_transition_time=now,
+        ready = condition(
+            READY, "False", ALL_SOURCES_FAILED, f"every source failed; {kept}", generation=generation, now=now
         )
     elif failing:
-        ready = Condition(
-            type=READY,
-            status="True",
-            reason=PARTIALLY_DISCOVERED,
-            message=_truncate(
+        ready = condition(
+            READY,
+            "True",
+            PARTIALLY_DISCOVERED,
+            _truncate(
                 f"{image_count} images; "
                 + ", ".join(f"{s.name} failing ({s.reason})" for s in failing)
                 + ", using last-known-good results",
-                _MAX_MESSAGE,
+                MAX_MESSAGE,
             ),
-            observed_generation=generation,
-            last_transition_time=now,
+            generation=generation,
+            now=now,
         )
     else:
-        ready = Condition(
-            type=READY,
-            status="True",
-            reason=DISCOVERED,
-            message=f"{image_count} images from {len(sources)} sources",
-            observed_generation=generation,
-            last_transition_time=now,
+        ready = condition(
+            READY,
+            "True",
+            DISCOVERED,
+            f"{image_count} images from {len(sources)} sources",
+            generation=generation,
+            now=now,
         )
     out = set_condition(list(previous), ready)
     return set_condition(out, healthy)
@@ -268,14 +257,14 @@ def unreadable_spec_status(
     and the operator are of different versions. Nothing is queried until the spec (or the operator)
     changes, and the last published images stay for the CachedImageSets that use them.
     """
-    ready = Condition(
-        type=READY,
-        status="False",
-        reason=INVALID_SPEC,
-        message=_truncate(
-            f"this operator cannot read the spec (CRD and operator versions differ?): {error}", _MAX_MESSAGE
+    ready = condition(
+        READY,
+        "False",
+        INVALID_SPEC,
+        _truncate(
+            f"this operator cannot read the spec (CRD and operator versions differ?): {error}", MAX_MESSAGE
         ),
-        observed_generation=generation,
-        last_transition_time=now,
+        generation=generation,
+        now=now,
     )
     return previous.model_copy(update={"conditions": set_condition(previous.conditions, ready)})

@@ -9,26 +9,24 @@ get their own child, and a set re-created under the same name never trips over t
 predecessor that the garbage collector has not removed yet.
 
 Names are capped at 63 characters, so they also fit in label values (pull pods can point at their
-CachedImage by label).
+CachedImage by label). Hashes are :func:`~drop_operator.controllers.common.short_hash`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+from drop_operator.controllers.common import short_hash
 
 __all__ = [
     "HASH_LENGTH",
     "LONG_HASH_LENGTH",
-    "MAX_LABEL_VALUE",
     "MAX_NAME",
     "child_name",
-    "label_value",
     "readable_prefix",
 ]
 
 MAX_NAME = 63
-MAX_LABEL_VALUE = 63
 #: Hex digits of the hash in a child's name: 40 bits, so a set of 1000 images collides with
 #: probability ~5e-7. A collision is still handled: the planner then uses :data:`LONG_HASH_LENGTH`.
 HASH_LENGTH = 10
@@ -37,10 +35,6 @@ _PREFIX_FALLBACK = "image"
 
 _INVALID = re.compile(r"[^a-z0-9.-]+")
 _SEPARATOR_RUN = re.compile(r"[.-]{2,}")
-
-
-def _digest(text: str, length: int) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def _sanitize(text: str, limit: int) -> str:
@@ -68,18 +62,6 @@ def child_name(
     ``reference`` must be the normalized full reference (``docker.io/library/nginx:1.25``), so two
     spellings of one image get one name; ``version`` is the tag or the digest.
     """
-    suffix = _digest(f"{owner_uid}\n{reference}", hash_length)
+    suffix = short_hash(f"{owner_uid}\n{reference}", length=hash_length)
     prefix = readable_prefix(repository, version, MAX_NAME - hash_length - 1)
     return f"{prefix}-{suffix}"
-
-
-def label_value(name: str) -> str:
-    """A label value identifying an object by name: the name itself when it fits in 63 characters.
-
-    Longer names (object names may have 253) keep a readable head and end in a hash of the whole
-    name, so two long names sharing their first 52 characters still get different values.
-    """
-    if len(name) <= MAX_LABEL_VALUE:
-        return name
-    head = name[: MAX_LABEL_VALUE - HASH_LENGTH - 1].rstrip(".-_")
-    return f"{head}-{_digest(name, HASH_LENGTH)}"

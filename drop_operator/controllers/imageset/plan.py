@@ -16,12 +16,11 @@ from drop_operator.api.cachedimage import READY as CHILD_READY
 from drop_operator.api.cachedimageset import CACHED_IMAGE_SET_LABEL
 from drop_operator.api.groups import CACHED_IMAGE, CACHED_IMAGE_SET
 from drop_operator.api.pulltemplate import PullTemplate
+from drop_operator.controllers.common import LABEL_MANAGED_BY, MANAGED_BY, label_value, raw_condition
 from drop_operator.controllers.imageset.desired import ImageKey, child_key
-from drop_operator.controllers.imageset.naming import LONG_HASH_LENGTH, child_name, label_value
+from drop_operator.controllers.imageset.naming import LONG_HASH_LENGTH, child_name
 
 __all__ = [
-    "MANAGED_BY_LABEL",
-    "MANAGED_BY_VALUE",
     "Plan",
     "child_body",
     "child_is_ready",
@@ -29,9 +28,6 @@ __all__ = [
     "owner_reference",
     "plan_children",
 ]
-
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "drop-operator"
 
 Obj = Mapping[str, Any]
 
@@ -74,7 +70,7 @@ def owner_reference(owner: Obj) -> dict[str, Any]:
 def child_labels(owner: Obj) -> dict[str, str]:
     return {
         CACHED_IMAGE_SET_LABEL: label_value(str(_meta(owner)["name"])),
-        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        LABEL_MANAGED_BY: MANAGED_BY,
     }
 
 
@@ -135,10 +131,8 @@ def drift_patch(child: Obj, template: PullTemplate, labels: Mapping[str, str]) -
 
 def child_is_ready(child: Obj) -> bool:
     """Whether the node-caching reconciler reports the child ``Ready``."""
-    for cond in (child.get("status") or {}).get("conditions") or []:
-        if isinstance(cond, Mapping) and cond.get("type") == CHILD_READY:
-            return cond.get("status") == "True"
-    return False
+    ready = raw_condition(child, CHILD_READY)
+    return ready is not None and ready.get("status") == "True"
 
 
 def _preference(name: str, canonical: str, child: Obj) -> tuple[int, str, str]:

@@ -24,6 +24,7 @@ from typing import Any
 from drop_operator.api.discoverypolicy import READY as POLICY_READY
 from drop_operator.api.discoverypolicy import SOURCES_HEALTHY
 from drop_operator.api.meta import ConditionStatus
+from drop_operator.controllers.common import raw_condition
 
 __all__ = [
     "DISCOVERED",
@@ -54,13 +55,6 @@ class DiscoveryView:
     """No list to read: keep every existing child rather than delete them."""
 
 
-def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
-    for cond in status.get("conditions") or []:
-        if isinstance(cond, Mapping) and cond.get("type") == type_:
-            return cond
-    return None
-
-
 def _detail(cond: Mapping[str, Any] | None) -> str:
     if cond is None:
         return ""
@@ -83,8 +77,8 @@ def discovery_view(policy_name: str, policy: Mapping[str, Any] | None) -> Discov
         for item in status.get("discoveredImages") or []
         if isinstance(item, Mapping) and item.get("image")
     ]
-    ready = _condition(status, POLICY_READY)
-    healthy = _condition(status, SOURCES_HEALTHY)
+    ready = raw_condition(policy, POLICY_READY)
+    healthy = raw_condition(policy, SOURCES_HEALTHY)
     synced = bool(images or status.get("lastSyncTime") or status.get("observedGeneration") or ready)
     if not synced:
         return DiscoveryView(

@@ -26,8 +26,8 @@ from functools import partial
 from typing import Any
 
 from drop_operator.api.cachedimageset import CachedImageSetSpec
+from drop_operator.controllers.common import controller_uid, first_and_more, label_value
 from drop_operator.controllers.imageset.desired import ImageKey, InvalidImage, child_key, compute_desired
-from drop_operator.controllers.imageset.naming import label_value
 from drop_operator.controllers.imageset.plan import (
     Plan,
     child_is_ready,
@@ -64,10 +64,8 @@ Obj = dict[str, Any]
 
 def owner_uids(child: Obj) -> list[str]:
     """Index function: the uid of the child's controlling CachedImageSet, if any."""
-    for ref in (child.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller") and ref.get("kind") == CACHED_IMAGE_SETS.kind and ref.get("uid"):
-            return [str(ref["uid"])]
-    return []
+    uid = controller_uid(child, CACHED_IMAGE_SETS.kind)
+    return [uid] if uid else []
 
 
 def referenced_policies(owner: Obj) -> list[str]:
@@ -86,19 +84,9 @@ def _name(obj: Mapping[str, Any]) -> str:
     return str(_meta(obj).get("name") or "")
 
 
-def _controller_uid(obj: Mapping[str, Any]) -> str | None:
-    uids = owner_uids(dict(obj))
-    if uids:
-        return uids[0]
-    refs = _meta(obj).get("ownerReferences") or []
-    return "" if any(r.get("controller") for r in refs) else None
-
-
 def _summary(verb: str, names: list[str]) -> str:
-    shown = ", ".join(sorted(names)[:_MAX_NAMES_IN_EVENT])
-    more = len(names) - _MAX_NAMES_IN_EVENT
     noun = "CachedImage" if len(names) == 1 else "CachedImages"
-    return f"{verb} {len(names)} {noun}: {shown}" + (f" and {more} more" if more > 0 else "")
+    return f"{verb} {len(names)} {noun}: {first_and_more(sorted(names), _MAX_NAMES_IN_EVENT)}"
 
 
 @dataclass
@@ -294,7 +282,7 @@ class ImageSetReconciler:
             outcome.failures.append(f"create {name}: exists, but reading it failed: {err.message}"[:300])
             return
         same_image = child_key(existing) == key
-        controller = _controller_uid(existing)
+        controller = controller_uid(existing, CACHED_IMAGE_SETS.kind)
         if same_image and controller == expect.uid:
             log.info("adopting a child created earlier", child=name)
             expect.creates[key.reference] = self.clock()

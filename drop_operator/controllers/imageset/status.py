@@ -11,6 +11,7 @@ from typing import Any
 
 from drop_operator.api.cachedimageset import DISCOVERY_READY, READY, CachedImageSetStatus
 from drop_operator.api.meta import Condition, ConditionStatus, set_condition
+from drop_operator.controllers.common import condition, first_and_more
 from drop_operator.controllers.imageset.desired import InvalidImage
 from drop_operator.controllers.imageset.policy import DiscoveryView
 
@@ -43,9 +44,7 @@ def current_status(owner: Mapping[str, Any]) -> CachedImageSetStatus:
 
 
 def _listing(items: Sequence[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
-    return f"{shown} and {more} more" if more > 0 else shown
+    return first_and_more(items, _MAX_LISTED)
 
 
 def _ready_condition(
@@ -75,13 +74,7 @@ def _ready_condition(
         status, reason, message = "False", IMAGES_CACHING, counts
     else:
         status, reason, message = "True", IMAGES_CACHED, counts
-    return Condition(
-        type=READY,
-        status=status,
-        reason=reason,
-        message=message[:4096],
-        observed_generation=generation,
-    )
+    return condition(READY, status, reason, message, generation=generation)
 
 
 def build_status(
@@ -108,12 +101,8 @@ def build_status(
     else:
         conditions = set_condition(
             conditions,
-            Condition(
-                type=DISCOVERY_READY,
-                status=discovery.status,
-                reason=discovery.reason,
-                message=discovery.message[:4096],
-                observed_generation=generation,
+            condition(
+                DISCOVERY_READY, discovery.status, discovery.reason, discovery.message, generation=generation
             ),
         )
     return CachedImageSetStatus(

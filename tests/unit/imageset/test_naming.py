@@ -7,14 +7,9 @@ import re
 import string
 
 from drop_operator.api.meta import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN
+from drop_operator.controllers.common.labels import MAX_LABEL_VALUE, label_value
 from drop_operator.controllers.imageset.desired import image_key
-from drop_operator.controllers.imageset.naming import (
-    MAX_LABEL_VALUE,
-    MAX_NAME,
-    child_name,
-    label_value,
-    readable_prefix,
-)
+from drop_operator.controllers.imageset.naming import MAX_NAME, child_name, readable_prefix
 
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 UID = "5f0c2b7e-8a61-4c3e-9d7a-1b2c3d4e5f60"

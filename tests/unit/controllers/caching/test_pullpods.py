@@ -13,11 +13,11 @@ from drop_operator.controllers.cachedimage.pullpods import (
     PodRequest,
     build_pull_pod,
     is_active,
-    label_value,
     outcome,
     pod_node,
     pull_pod_name,
 )
+from drop_operator.controllers.common import label_value
 
 REQ = PodRequest(
     namespace="drop-system",

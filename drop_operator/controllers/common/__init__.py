@@ -1,0 +1,25 @@
+"""The controller kit: the small helpers every reconciler needs, written once.
+
+Controllers may import this package; they still never import each other (import-linter checks
+both). Nothing here holds state or talks to the API server.
+"""
+
+from drop_operator.controllers.common.conditions import MAX_MESSAGE, condition, raw_condition
+from drop_operator.controllers.common.labels import LABEL_MANAGED_BY, MANAGED_BY, label_value, short_hash
+from drop_operator.controllers.common.objects import controller_uid
+from drop_operator.controllers.common.text import first_and_more
+from drop_operator.controllers.common.times import format_time, parse_time
+
+__all__ = [
+    "LABEL_MANAGED_BY",
+    "MANAGED_BY",
+    "MAX_MESSAGE",
+    "condition",
+    "controller_uid",
+    "first_and_more",
+    "format_time",
+    "label_value",
+    "parse_time",
+    "raw_condition",
+    "short_hash",
+]
