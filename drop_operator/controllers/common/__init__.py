@@ -6,7 +6,7 @@ both). Nothing here holds state or talks to the API server.
 
 from drop_operator.controllers.common.conditions import MAX_MESSAGE, condition, raw_condition
 from drop_operator.controllers.common.labels import LABEL_MANAGED_BY, MANAGED_BY, label_value, short_hash
-from drop_operator.controllers.common.objects import controller_uid
+from drop_operator.controllers.common.objects import controller_uid, meta
 from drop_operator.controllers.common.text import first_and_more
 from drop_operator.controllers.common.times import format_time, parse_time
 
@@ -19,6 +19,7 @@ __all__ = [
     "first_and_more",
     "format_time",
     "label_value",
+    "meta",
     "parse_time",
     "raw_condition",
     "short_hash",

@@ -108,13 +108,54 @@ def _comparable(status: DiscoveryPolicyStatus) -> Obj:
     return data
 
 
-def _parse_status(obj: Obj, key: str) -> DiscoveryPolicyStatus:
-    try:
-        return DiscoveryPolicyStatus.model_validate(obj.get("status") or {})
-    except ValidationError as err:
-        # A status this version cannot read (hand-edited, or from another version) is rebuilt.
-        log.warning("ignoring unreadable status", policy=key, errors=err.error_count())
-        return DiscoveryPolicyStatus()
+@dataclass(frozen=True)
+class PolicyView:
+    """One read of a DiscoveryPolicy, parsed once and passed to every step of the pass."""
+
+    key: str
+    obj: Obj
+    """The object as read, for Events (they need its uid and resourceVersion)."""
+    uid: str
+    generation: int | None
+    deleting: bool
+    spec: DiscoveryPolicySpec | None
+    """None when this operator cannot read the spec; ``spec_error`` says why."""
+    spec_error: str | None
+    status: DiscoveryPolicyStatus
+    """The stored status; one this version cannot read counts as empty and is rebuilt."""
+    interval: float
+    """``spec.interval`` in seconds (0 without a spec)."""
+
+    @classmethod
+    def parse(cls, key: str, obj: Obj) -> PolicyView:
+        meta = obj.get("metadata") or {}
+        spec: DiscoveryPolicySpec | None = None
+        spec_error: str | None = None
+        try:
+            spec = DiscoveryPolicySpec.model_validate(obj.get("spec") or {})
+        except ValidationError as err:
+            # The API server validated the object against the CRD; this only happens with a CRD
+            # newer or older than this operator. Retrying would not help; the next edit will.
+            log.error("cannot read policy spec", policy=key, error=str(err)[:500])
+            spec_error = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()[:5]
+            )
+        try:
+            status = DiscoveryPolicyStatus.model_validate(obj.get("status") or {})
+        except ValidationError as err:
+            log.warning("ignoring unreadable status", policy=key, errors=err.error_count())
+            status = DiscoveryPolicyStatus()
+        return cls(
+            key=key,
+            obj=obj,
+            uid=str(meta.get("uid") or ""),
+            generation=meta.get("generation"),
+            deleting=bool(meta.get("deletionTimestamp")),
+            spec=spec,
+            spec_error=spec_error,
+            status=status,
+            interval=parse_duration(spec.interval) if spec is not None else 0.0,
+        )
 
 
 class DiscoveryReconciler:
@@ -141,15 +182,16 @@ class DiscoveryReconciler:
 
     async def reconcile(self, key: str) -> Result | None:
         cached = self.policies.get(key)
-        if cached is None or (cached.get("metadata") or {}).get("deletionTimestamp"):
+        policy = PolicyView.parse(key, cached) if cached is not None else None
+        if policy is None or policy.deleting:
             self._forget(key)
             return None
-        memory = self._memory_for(key, cached)
+        memory = self._memory_for(policy)
         if memory.hold_until > time.monotonic():
             return Result(requeue_after=memory.hold_until - time.monotonic())
-        decision = self._plan(key, cached, memory)
+        decision = self._plan(policy, memory)
         if decision is None:
-            await self._report_unreadable_spec(key, cached)
+            await self._report_unreadable_spec(policy)
             return None
         if not decision.run:
             return Result(requeue_after=decision.wait)
@@ -161,48 +203,34 @@ class DiscoveryReconciler:
                 self._forget(key)
                 return None
             raise
-        memory = self._memory_for(key, obj)
-        decision = self._plan(key, obj, memory)
+        policy = PolicyView.parse(key, obj)
+        memory = self._memory_for(policy)
+        decision = self._plan(policy, memory)
         if decision is None:
             return None
         if not decision.run:
             return Result(requeue_after=decision.wait)
-        return await self._sync(key, obj, memory, decision.run, full=decision.full, reason=decision.reason)
+        return await self._sync(policy, memory, decision.run, full=decision.full, reason=decision.reason)
 
     # -- gate -------------------------------------------------------------------------------------
 
-    def _memory_for(self, key: str, obj: Obj) -> _Memory:
-        uid = str((obj.get("metadata") or {}).get("uid") or "")
-        memory = self._memory.get(key)
-        if memory is None or memory.uid != uid:  # a new object under an old name starts afresh
-            memory = self._memory[key] = _Memory(uid=uid)
+    def _memory_for(self, policy: PolicyView) -> _Memory:
+        memory = self._memory.get(policy.key)
+        if memory is None or memory.uid != policy.uid:  # a new object under an old name starts afresh
+            memory = self._memory[policy.key] = _Memory(uid=policy.uid)
         return memory
 
-    def _spec(self, key: str, obj: Obj) -> DiscoveryPolicySpec | None:
-        try:
-            return DiscoveryPolicySpec.model_validate(obj.get("spec") or {})
-        except ValidationError as err:
-            # The API server validated the object against the CRD; this only happens with a CRD
-            # newer or older than this operator. Retrying would not help; the next edit will.
-            log.error("cannot read policy spec", policy=key, error=str(err)[:500])
-            return None
-
-    async def _report_unreadable_spec(self, key: str, obj: Obj) -> None:
+    async def _report_unreadable_spec(self, policy: PolicyView) -> None:
         """Say so in ``Ready`` (once: nothing is written when the condition already says it)."""
-        try:
-            DiscoveryPolicySpec.model_validate(obj.get("spec") or {})
-        except ValidationError as err:
-            error = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()[:5]
-            )
-        else:
+        if policy.spec_error is None:
             return
-        previous = _parse_status(obj, key)
-        generation = (obj.get("metadata") or {}).get("generation")
-        status = unreadable_spec_status(previous, generation=generation, error=error, now=utcnow())
+        previous = policy.status
+        status = unreadable_spec_status(
+            previous, generation=policy.generation, error=policy.spec_error, now=utcnow()
+        )
         if status.to_json() != previous.to_json():
             await self.client.patch_status(
-                self.resource, key, {"status": {"conditions": status.to_json()["conditions"]}}
+                self.resource, policy.key, {"status": {"conditions": status.to_json()["conditions"]}}
             )
 
     def _states(
@@ -218,21 +246,18 @@ class DiscoveryReconciler:
             states[s.name] = SourceState(healthy=s.healthy, retry_at=retry_at)
         return states
 
-    def _plan(self, key: str, obj: Obj, memory: _Memory) -> Plan | None:
-        spec = self._spec(key, obj)
-        if spec is None:
+    def _plan(self, policy: PolicyView, memory: _Memory) -> Plan | None:
+        if policy.spec is None:
             return None
-        status = _parse_status(obj, key)
-        interval = parse_duration(spec.interval)
         return plan(
-            name=key,
+            name=policy.key,
             now=utcnow(),
-            generation=(obj.get("metadata") or {}).get("generation"),
-            observed_generation=status.observed_generation,
-            last_sync_time=status.last_sync_time,
-            interval=interval,
-            sources=spec.source_names(),
-            states=self._states(status.sources, memory, interval),
+            generation=policy.generation,
+            observed_generation=policy.status.observed_generation,
+            last_sync_time=policy.status.last_sync_time,
+            interval=policy.interval,
+            sources=policy.spec.source_names(),
+            states=self._states(policy.status.sources, memory, policy.interval),
         )
 
     # -- sync -------------------------------------------------------------------------------------
@@ -243,13 +268,11 @@ class DiscoveryReconciler:
         return await read_credentials(self.client, self.namespace, source.secret_ref.name)
 
     async def _sync(
-        self, key: str, obj: Obj, memory: _Memory, run: tuple[str, ...], *, full: bool, reason: str
+        self, policy: PolicyView, memory: _Memory, run: tuple[str, ...], *, full: bool, reason: str
     ) -> Result | None:
-        spec = self._spec(key, obj)
-        assert spec is not None
-        previous = _parse_status(obj, key)
-        generation = (obj.get("metadata") or {}).get("generation")
-        interval = parse_duration(spec.interval)
+        spec = policy.spec
+        assert spec is not None  # _plan ran no sources without one
+        key, previous, generation, interval = policy.key, policy.status, policy.generation, policy.interval
         started = time.monotonic()
         try:
             image_filter = compile_filter(spec)

@@ -15,8 +15,9 @@ from typing import Any
 from drop_operator.api.cachedimage import READY as CHILD_READY
 from drop_operator.api.cachedimageset import CACHED_IMAGE_SET_LABEL
 from drop_operator.api.groups import CACHED_IMAGE, CACHED_IMAGE_SET
+from drop_operator.api.meta import ObjectMeta
 from drop_operator.api.pulltemplate import PullTemplate
-from drop_operator.controllers.common import LABEL_MANAGED_BY, MANAGED_BY, label_value, raw_condition
+from drop_operator.controllers.common import LABEL_MANAGED_BY, MANAGED_BY, label_value, meta, raw_condition
 from drop_operator.controllers.imageset.desired import ImageKey, child_key
 from drop_operator.controllers.imageset.naming import LONG_HASH_LENGTH, child_name
 
@@ -49,19 +50,14 @@ class Plan:
         return not (self.create or self.delete or self.patch)
 
 
-def _meta(obj: Obj) -> Mapping[str, Any]:
-    meta: Mapping[str, Any] = obj.get("metadata") or {}
-    return meta
-
-
 def owner_reference(owner: Obj) -> dict[str, Any]:
     """The controller ownerReference children carry; ``blockOwnerDeletion`` so foreground deletion waits."""
-    meta = _meta(owner)
+    owner_meta = meta(owner)
     return {
         "apiVersion": CACHED_IMAGE_SET.api_version,
         "kind": CACHED_IMAGE_SET.kind,
-        "name": meta["name"],
-        "uid": meta["uid"],
+        "name": owner_meta.name,
+        "uid": owner_meta.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
@@ -69,7 +65,7 @@ def owner_reference(owner: Obj) -> dict[str, Any]:
 
 def child_labels(owner: Obj) -> dict[str, str]:
     return {
-        CACHED_IMAGE_SET_LABEL: label_value(str(_meta(owner)["name"])),
+        CACHED_IMAGE_SET_LABEL: label_value(meta(owner).name),
         LABEL_MANAGED_BY: MANAGED_BY,
     }
 
@@ -122,7 +118,7 @@ def drift_patch(child: Obj, template: PullTemplate, labels: Mapping[str, str]) -
         spec_patch[alias] = _merge_value(spec.get(alias), wanted)
     if spec_patch:
         patch["spec"] = spec_patch
-    current_labels: Mapping[str, Any] = _meta(child).get("labels") or {}
+    current_labels = meta(child).labels
     label_patch = {k: v for k, v in labels.items() if current_labels.get(k) != v}
     if label_patch:
         patch["metadata"] = {"labels": label_patch}
@@ -135,9 +131,10 @@ def child_is_ready(child: Obj) -> bool:
     return ready is not None and ready.get("status") == "True"
 
 
-def _preference(name: str, canonical: str, child: Obj) -> tuple[int, str, str]:
-    meta = _meta(child)
-    return (0 if meta.get("name") == canonical else 1, str(meta.get("creationTimestamp") or ""), name)
+def _preference(canonical: str, child: ObjectMeta) -> tuple[int, float, str]:
+    """Canonical name first, then the oldest (no timestamp counts as oldest), then by name."""
+    created = child.creation_timestamp.timestamp() if child.creation_timestamp else float("-inf")
+    return (0 if child.name == canonical else 1, created, child.name)
 
 
 def plan_children(
@@ -153,18 +150,20 @@ def plan_children(
     ``hold_existing`` keeps every valid existing child as desired too (the policy's list is
     unavailable, see :mod:`.policy`).
     """
-    uid = str(_meta(owner).get("uid") or "")
+    uid = meta(owner).uid or ""
     labels = child_labels(owner)
     plan = Plan(desired=dict(desired))
     by_key: dict[str, list[Obj]] = {}
     names: dict[str, str] = {}
+    metas: dict[int, ObjectMeta] = {}
     for child in children:
         key = child_key(child)
         if key is None:
             plan.delete.append(child)
             continue
         by_key.setdefault(key.reference, []).append(child)
-        names[str(_meta(child).get("name"))] = key.reference
+        metas[id(child)] = child_meta = meta(child)
+        names[child_meta.name] = key.reference
         if hold_existing:
             plan.desired.setdefault(key.reference, key)
 
@@ -174,7 +173,7 @@ def plan_children(
             continue
         key = plan.desired[reference]
         canonical = child_name(uid, reference, key.repository, key.version)
-        group.sort(key=lambda c: _preference(str(_meta(c).get("name")), canonical, c))
+        group.sort(key=lambda c: _preference(canonical, metas[id(c)]))
         keep, extra = group[0], group[1:]
         plan.delete.extend(extra)
         plan.kept[reference] = keep

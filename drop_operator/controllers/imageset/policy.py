@@ -24,7 +24,7 @@ from typing import Any
 from drop_operator.api.discoverypolicy import READY as POLICY_READY
 from drop_operator.api.discoverypolicy import SOURCES_HEALTHY
 from drop_operator.api.meta import ConditionStatus
-from drop_operator.controllers.common import raw_condition
+from drop_operator.controllers.common import meta, raw_condition
 
 __all__ = [
     "DISCOVERED",
@@ -95,7 +95,7 @@ def discovery_view(policy_name: str, policy: Mapping[str, Any] | None) -> Discov
             f"DiscoveryPolicy {policy_name} is failing{_detail(ready)}; using its last {count}",
             images,
         )
-    generation = (policy.get("metadata") or {}).get("generation")
+    generation = meta(policy).generation
     observed = status.get("observedGeneration")
     if generation is not None and observed is not None and observed < generation:
         return DiscoveryView(

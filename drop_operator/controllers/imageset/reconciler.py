@@ -26,7 +26,8 @@ from functools import partial
 from typing import Any
 
 from drop_operator.api.cachedimageset import CachedImageSetSpec
-from drop_operator.controllers.common import controller_uid, first_and_more, label_value
+from drop_operator.api.meta import ObjectMeta
+from drop_operator.controllers.common import controller_uid, first_and_more, label_value, meta
 from drop_operator.controllers.imageset.desired import ImageKey, InvalidImage, child_key, compute_desired
 from drop_operator.controllers.imageset.plan import (
     Plan,
@@ -73,15 +74,6 @@ def referenced_policies(owner: Obj) -> list[str]:
     ref = (owner.get("spec") or {}).get("discoveryPolicyRef") or {}
     name = ref.get("name") if isinstance(ref, Mapping) else None
     return [str(name)] if name else []
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta: Mapping[str, Any] = obj.get("metadata") or {}
-    return meta
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    return str(_meta(obj).get("name") or "")
 
 
 def _summary(verb: str, names: list[str]) -> str:
@@ -140,10 +132,10 @@ class ImageSetReconciler:
         if owner is None:
             self._expectations.pop(key, None)
             return None
-        meta = _meta(owner)
-        if meta.get("deletionTimestamp"):
+        owner_meta = meta(owner)
+        if owner_meta.deleting:
             return None  # the garbage collector removes the children; never recreate them now
-        uid = str(meta.get("uid") or "")
+        uid = owner_meta.uid or ""
         expect = self._expectations.get(key)
         if expect is None or expect.uid != uid:
             expect = self._expectations[key] = _Expectations(uid)
@@ -183,7 +175,7 @@ class ImageSetReconciler:
             + [partial(self._delete, expect, child, outcome) for child in plan.delete]
             + [partial(self._patch, expect, child, patch, outcome) for child, patch in plan.patch]
         )
-        self._report(owner, outcome)
+        self._report(owner, owner_meta.name, outcome)
 
         kept = {**plan.kept, **outcome.adopted}
         managed = len(kept) + len(outcome.created) + pending
@@ -198,7 +190,7 @@ class ImageSetReconciler:
             failures=outcome.failures,
             discovery=view,
         )
-        await self._write_status(owner, expect, status.to_json())
+        await self._write_status(owner, owner_meta, expect, status.to_json())
         if outcome.failures:
             raise RuntimeError(f"{len(outcome.failures)} child writes failed: {outcome.failures[0]}")
         return None
@@ -209,14 +201,15 @@ class ImageSetReconciler:
         """Children from the owner index, minus the ones this process deleted moments ago."""
         now = self.clock()
         children = self.children.by_index(OWNER_INDEX, uid)
-        present = {str(_meta(c).get("uid")) for c in children}
+        uids = {id(c): str(meta(c).uid) for c in children}
+        present = set(uids.values())
         expect.deletes = {
             u: t for u, t in expect.deletes.items() if u in present and now - t < EXPECTATION_TTL
         }
         expect.patches = {
             u: p for u, p in expect.patches.items() if u in present and now - p[2] < EXPECTATION_TTL
         }
-        return [c for c in children if str(_meta(c).get("uid")) not in expect.deletes]
+        return [c for c in children if uids[id(c)] not in expect.deletes]
 
     def _apply_expectations(self, expect: _Expectations, plan: Plan) -> int:
         """Drop planned writes the cache has not caught up with; return creates still in flight."""
@@ -230,8 +223,9 @@ class ImageSetReconciler:
         plan.create = [item for item in plan.create if item[0].reference not in expect.creates]
         remaining = []
         for child, patch in plan.patch:
-            seen = expect.patches.get(str(_meta(child).get("uid")))
-            if seen is not None and seen[0] == _meta(child).get("resourceVersion") and seen[1] == patch:
+            child_meta = meta(child)
+            seen = expect.patches.get(str(child_meta.uid))
+            if seen is not None and seen[0] == child_meta.resource_version and seen[1] == patch:
                 continue
             remaining.append((child, patch))
         plan.patch = remaining
@@ -282,14 +276,15 @@ class ImageSetReconciler:
             outcome.failures.append(f"create {name}: exists, but reading it failed: {err.message}"[:300])
             return
         same_image = child_key(existing) == key
+        existing_meta = meta(existing)
         controller = controller_uid(existing, CACHED_IMAGE_SETS.kind)
         if same_image and controller == expect.uid:
             log.info("adopting a child created earlier", child=name)
             expect.creates[key.reference] = self.clock()
             outcome.adopted[key.reference] = existing
             return
-        if same_image and controller is None and not _meta(existing).get("deletionTimestamp"):
-            refs = [*(_meta(existing).get("ownerReferences") or []), owner_reference(owner)]
+        if same_image and controller is None and not existing_meta.deleting:
+            refs = [*(r.to_json() for r in existing_meta.owner_references), owner_reference(owner)]
             try:
                 adopted = await self.client.patch(
                     CACHED_IMAGES,
@@ -298,7 +293,7 @@ class ImageSetReconciler:
                         "metadata": {
                             "ownerReferences": refs,
                             "labels": child_labels(owner),
-                            "resourceVersion": _meta(existing).get("resourceVersion"),
+                            "resourceVersion": existing_meta.resource_version,
                         }
                     },
                 )
@@ -309,11 +304,12 @@ class ImageSetReconciler:
             expect.creates[key.reference] = self.clock()
             outcome.adopted[key.reference] = adopted
             return
-        why = "is being deleted" if _meta(existing).get("deletionTimestamp") else "belongs to something else"
+        why = "is being deleted" if existing_meta.deleting else "belongs to something else"
         outcome.failures.append(f"create {name}: the name is taken and the object {why}")
 
     async def _delete(self, expect: _Expectations, child: Mapping[str, Any], outcome: _Outcome) -> None:
-        name, uid = _name(child), str(_meta(child).get("uid") or "")
+        child_meta = meta(child)
+        name, uid = child_meta.name, child_meta.uid or ""
         try:
             await self.client.delete(CACHED_IMAGES, name, uid=uid or None)
         except ApiError as err:
@@ -327,7 +323,8 @@ class ImageSetReconciler:
     async def _patch(
         self, expect: _Expectations, child: Mapping[str, Any], patch: dict[str, Any], outcome: _Outcome
     ) -> None:
-        name, uid = _name(child), str(_meta(child).get("uid") or "")
+        child_meta = meta(child)
+        name, uid = child_meta.name, child_meta.uid or ""
         try:
             await self.client.patch(CACHED_IMAGES, name, patch)
         except ApiError as err:
@@ -335,18 +332,20 @@ class ImageSetReconciler:
                 return  # deleted meanwhile; its delete event brings us back
             outcome.failures.append(f"update {name}: {err.status} {err.reason} {err.message}"[:300])
             return
-        expect.patches[uid] = (str(_meta(child).get("resourceVersion") or ""), patch, self.clock())
+        expect.patches[uid] = (child_meta.resource_version or "", patch, self.clock())
         outcome.patched.append(name)
 
-    async def _write_status(self, owner: Obj, expect: _Expectations, status: dict[str, Any]) -> None:
+    async def _write_status(
+        self, owner: Obj, owner_meta: ObjectMeta, expect: _Expectations, status: dict[str, Any]
+    ) -> None:
         stored = current_status(owner).to_json()
-        rv = str(_meta(owner).get("resourceVersion") or "")
+        rv = owner_meta.resource_version or ""
         if status == stored:
             return
         if expect.status is not None and expect.status == (rv, status):
             return  # written already; the cache still shows the object from before that write
         try:
-            await self.client.patch_status(CACHED_IMAGE_SETS, _name(owner), {"status": status})
+            await self.client.patch_status(CACHED_IMAGE_SETS, owner_meta.name, {"status": status})
         except ApiError as err:
             if err.not_found:
                 return
@@ -355,7 +354,7 @@ class ImageSetReconciler:
 
     # -- reporting -------------------------------------------------------------------------------
 
-    def _report(self, owner: Obj, outcome: _Outcome) -> None:
+    def _report(self, owner: Obj, name: str, outcome: _Outcome) -> None:
         if outcome.created:
             self.recorder.event(owner, "Normal", "Created", _summary("Created", outcome.created), "Create")
         if outcome.deleted:
@@ -369,9 +368,9 @@ class ImageSetReconciler:
         if outcome.created or outcome.deleted or outcome.patched:
             log.info(
                 "children reconciled",
-                set=_name(owner),
+                set=name,
                 created=len(outcome.created),
                 deleted=len(outcome.deleted),
                 updated=len(outcome.patched),
-                label=label_value(_name(owner)),
+                label=label_value(name),
             )

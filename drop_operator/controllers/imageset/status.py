@@ -11,7 +11,7 @@ from typing import Any
 
 from drop_operator.api.cachedimageset import DISCOVERY_READY, READY, CachedImageSetStatus
 from drop_operator.api.meta import Condition, ConditionStatus, set_condition
-from drop_operator.controllers.common import condition, first_and_more
+from drop_operator.controllers.common import condition, first_and_more, meta
 from drop_operator.controllers.imageset.desired import InvalidImage
 from drop_operator.controllers.imageset.policy import DiscoveryView
 
@@ -88,7 +88,7 @@ def build_status(
     discovery: DiscoveryView | None = None,
 ) -> CachedImageSetStatus:
     """The status the set should have; ``discovery`` is ``None`` when the set references no policy."""
-    generation = (owner.get("metadata") or {}).get("generation")
+    generation = meta(owner).generation
     conditions = list(current_status(owner).conditions)
     conditions = set_condition(
         conditions,
