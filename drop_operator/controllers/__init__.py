@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from drop_operator.controllers import cachedimage, discovery, imageset
+from drop_operator.controllers import cachedimage, discovery, imageset, pullpolicy
 
 __all__ = ["register_controllers"]
 
@@ -23,3 +23,4 @@ def register_controllers(manager: Manager, settings: OperatorSettings) -> None:
     discovery.setup(manager, settings)
     imageset.setup(manager, settings)
     cachedimage.setup(manager, settings)
+    pullpolicy.setup(manager, settings)

@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -37,6 +37,8 @@ class Result:
 
 
 Reconcile = Callable[[str], Awaitable[Result | None]]
+EventType = Literal["add", "update", "delete"]
+ALL_EVENTS: tuple[EventType, ...] = ("add", "update", "delete")
 
 
 def controller_owner_key(obj: Obj, owner_kind: str, *, owner_namespaced: bool = False) -> str | None:
@@ -111,8 +113,13 @@ class Controller:
         map_fn: Callable[[Obj], Iterable[str]],
         *,
         predicates: Sequence[Predicate] = (),
+        events: Collection[EventType] = ALL_EVENTS,
     ) -> None:
-        """Reconcile the keys ``map_fn`` returns for each changed object (old and new state)."""
+        """Reconcile the keys ``map_fn`` returns for each changed object (old and new state).
+
+        ``events`` limits which informer events count (controller-runtime's per-event predicate
+        funcs): for example only updates and deletes, when an add never means anything happened.
+        """
 
         def passes(old: Obj | None, new: Obj) -> bool:
             return all(p(old, new) for p in predicates)
@@ -123,15 +130,19 @@ class Controller:
 
         def on_update(old: Obj, new: Obj) -> None:
             if passes(old, new):
-                keys = list(map_fn(new))
-                keys.extend(k for k in map_fn(old) if k not in keys)
+                keys = dict.fromkeys(map_fn(new))
+                keys.update(dict.fromkeys(map_fn(old)))
                 self._enqueue_all(keys)
 
         def on_delete(obj: Obj) -> None:
             if passes(None, obj):
                 self._enqueue_all(map_fn(obj))
 
-        informer.add_handler(on_add=on_add, on_update=on_update, on_delete=on_delete)
+        informer.add_handler(
+            on_add=on_add if "add" in events else None,
+            on_update=on_update if "update" in events else None,
+            on_delete=on_delete if "delete" in events else None,
+        )
 
     def _enqueue_all(self, keys: Iterable[str]) -> None:
         for key in keys:

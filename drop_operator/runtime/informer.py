@@ -137,6 +137,17 @@ class Informer:
         for key, obj in self._store.items():
             self._index_add(name, key, obj)
 
+    def ensure_index(self, name: str, fn: IndexFunc) -> None:
+        """Add index ``name`` unless this very function already backs it (idempotent).
+
+        Informers are shared between controllers, so several setups may ask for the same index;
+        a *different* function under a taken name is a conflict and raises ``ValueError``.
+        """
+        existing = self._index_funcs.get(name)
+        if existing is fn:
+            return
+        self.add_index(name, fn)
+
     def add_handler(
         self,
         on_add: Callable[[Obj], None] | None = None,

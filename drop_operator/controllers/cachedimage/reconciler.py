@@ -52,14 +52,14 @@ from drop_operator.controllers.cachedimage.pullpods import (
 )
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts, build_status
-from drop_operator.controllers.common import label_value, parse_time
+from drop_operator.controllers.common import label_value, meta, parse_time
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, EventRecorder, Informer, Result
 from drop_operator.runtime.logging import get_logger
 from drop_operator.runtime.resources import PODS
 
-__all__ = ["OWNER_INDEX", "POLICY_INDEX", "POOL_INDEX", "CachedImageReconciler", "pool_of"]
+__all__ = ["OWNER_INDEX", "POOL_INDEX", "CachedImageReconciler", "is_pull_pod", "pool_label", "pool_of"]
 
 log = get_logger(__name__)
 
@@ -69,8 +69,6 @@ OWNER_INDEX = "cachedimage.owner-uid"
 """Pods by the uid of their controlling CachedImage."""
 POOL_INDEX = "cachedimage.pool"
 """Pull pods by the (label form of the) pool they were admitted under."""
-POLICY_INDEX = "cachedimage.pullpolicy"
-"""CachedImages by the name of the PullPolicy they reference."""
 
 
 def deadline_slack(pull_timeout: float) -> float:
@@ -99,7 +97,12 @@ def _created(pod: Obj) -> float:
 
 
 def is_pull_pod(pod: Obj) -> bool:
-    return ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_COMPONENT) == COMPONENT
+    return meta(pod).labels.get(LABEL_COMPONENT) == COMPONENT
+
+
+def pool_label(pod: Obj) -> str:
+    """The (label form of the) pool a pull pod was admitted under."""
+    return meta(pod).labels.get(LABEL_POOL, "")
 
 
 class CachedImageReconciler:
@@ -115,7 +118,6 @@ class CachedImageReconciler:
         nodes: Informer,
         pods: Informer,
         recorder: EventRecorder | None,
-        enqueue: Callable[[str], None] = lambda key: None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
@@ -127,7 +129,6 @@ class CachedImageReconciler:
         self.nodes = nodes
         self.pods = pods
         self.recorder = recorder
-        self.enqueue = enqueue
         self.wall = wall
         self.mono = mono
         self.rand = rand
@@ -142,17 +143,18 @@ class CachedImageReconciler:
     def pulls_in_flight(self) -> float:
         return float(sum(1 for p in self.pods.list() if is_pull_pod(p) and is_active(p)))
 
-    def on_pod_seen(self, pod: Obj) -> None:
-        self.gates.seen(str((pod.get("metadata") or {}).get("name") or ""))
+    def take_waiting(self, pod: Obj) -> list[str]:
+        """A pull of some pool ended: the images waiting for room in that pool, which stop waiting.
 
-    def wake_pool(self, pod: Obj) -> None:
-        """A pull of some pool ended: give the images waiting for room in that pool a pass."""
-        label = ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_POOL, "")
+        The map function of the pull-ended watch: the controller enqueues what it returns.
+        """
+        label = pool_label(pod)
+        woken: list[str] = []
         for pool, keys in list(self.waiting.items()):
             if label_value(pool) == label:
-                for key in keys:
-                    self.enqueue(key)
+                woken.extend(keys)
                 keys.clear()
+        return woken
 
     # -- reconcile ---------------------------------------------------------------------------------
 

@@ -7,10 +7,10 @@ This reconciler meets the discovery reconciler only through the API server: it r
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from typing import Any
 
+from drop_operator.controllers.common import meta
 from drop_operator.controllers.imageset.reconciler import (
     OWNER_INDEX,
     POLICY_INDEX,
@@ -20,7 +20,6 @@ from drop_operator.controllers.imageset.reconciler import (
 )
 from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
-from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.manager import Manager
 from drop_operator.runtime.predicates import generation_changed
 from drop_operator.runtime.resource import object_key
@@ -41,11 +40,11 @@ def policy_changed(old: Obj | None, new: Obj) -> bool:
         return True
 
     def view(obj: Mapping[str, Any]) -> tuple[Any, ...]:
-        meta = obj.get("metadata") or {}
+        metadata = meta(obj)
         status = obj.get("status") or {}
         return (
-            meta.get("generation"),
-            meta.get("uid"),
+            metadata.generation,
+            metadata.uid,
             status.get("observedGeneration"),
             status.get("discoveredImages"),
             status.get("conditions"),
@@ -55,19 +54,13 @@ def policy_changed(old: Obj | None, new: Obj) -> bool:
     return view(old) != view(new)
 
 
-def _ensure_index(informer: Informer, name: str, fn: Any) -> None:
-    # Informers are shared: setup may already have run on this manager.
-    with contextlib.suppress(ValueError):
-        informer.add_index(name, fn)
-
-
 def setup(manager: Manager, settings: OperatorSettings) -> None:
     """Create the informers, indexes and controller of the image-set reconciler on ``manager``."""
     sets = manager.informer(CACHED_IMAGE_SETS)
     children = manager.informer(CACHED_IMAGES)
     policies = manager.informer(DISCOVERY_POLICIES)
-    _ensure_index(children, OWNER_INDEX, owner_uids)
-    _ensure_index(sets, POLICY_INDEX, referenced_policies)
+    children.ensure_index(OWNER_INDEX, owner_uids)
+    sets.ensure_index(POLICY_INDEX, referenced_policies)
 
     reconciler = ImageSetReconciler(
         manager.client,
@@ -81,7 +74,6 @@ def setup(manager: Manager, settings: OperatorSettings) -> None:
     controller.watch_owned(children, CACHED_IMAGE_SETS.kind)
 
     def sets_of(policy: Obj) -> list[str]:
-        name = str((policy.get("metadata") or {}).get("name") or "")
-        return [object_key(s) for s in sets.by_index(POLICY_INDEX, name)]
+        return [object_key(s) for s in sets.by_index(POLICY_INDEX, meta(policy).name)]
 
     controller.watch_mapped(policies, sets_of, predicates=[policy_changed])
