@@ -1,8 +1,10 @@
 """The reconcile loop: informer events -> workqueue of keys -> N workers calling ``reconcile(key)``.
 
 A reconcile returns ``None``/``Result()`` (done: backoff forgotten), ``Result(requeue_after=s)``
-(check again later), or raises: the exception is logged with its key, counted, and the key retried
-with the rate limiter. Nothing a reconciler does can kill the worker or the process.
+(check again in ``s`` > 0 seconds), ``Result.retry(reason)`` (a failure it handled: counted as an
+error, logged as a warning with the reason, the key retried with the rate limiter), or raises: the
+exception is logged with its traceback and key, counted, and the key retried with the rate limiter.
+Nothing a reconciler does can kill the worker or the process.
 """
 
 from __future__ import annotations
@@ -31,9 +33,29 @@ Obj = dict[str, Any]
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of a successful reconcile; ``requeue_after`` seconds schedules another pass."""
+    """Outcome of a reconcile that did not raise.
+
+    ``requeue_after`` (seconds, > 0) schedules another pass and forgets the backoff; zero or a
+    negative value is a ``ValueError`` rather than a silent rate-limited requeue. ``retry_reason``
+    (made by :meth:`retry`) asks for a rate-limited retry, as an exception would, without one.
+    """
 
     requeue_after: float | None = None
+    retry_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.requeue_after is not None and not self.requeue_after > 0:
+            raise ValueError(
+                f"requeue_after must be > 0 seconds, got {self.requeue_after!r}; "
+                "use Result.retry(reason) for a rate-limited retry"
+            )
+        if self.requeue_after is not None and self.retry_reason is not None:
+            raise ValueError("a result either requeues after a delay or retries with backoff, not both")
+
+    @classmethod
+    def retry(cls, reason: str) -> Result:
+        """A failure the reconciler handled (e.g. some child writes failed): retry with backoff."""
+        return cls(retry_reason=reason)
 
 
 Reconcile = Callable[[str], Awaitable[Result | None]]
@@ -73,7 +95,7 @@ class Controller:
         self._errors = metrics.RECONCILE_ERRORS.labels(controller=name)
         self._results = {
             r: metrics.RECONCILE_TOTAL.labels(controller=name, result=r)
-            for r in ("success", "error", "requeue", "requeue_after")
+            for r in ("success", "error", "requeue_after")
         }
         metrics.MAX_CONCURRENT.labels(controller=name).set(workers)
         self._active.set(0)
@@ -208,14 +230,19 @@ class Controller:
                 log.exception("reconcile failed", retries=self.queue.num_requeues(key))
                 self.queue.add_rate_limited(key)
             else:
-                if result is not None and result.requeue_after is not None:
-                    if result.requeue_after > 0:
-                        self._results["requeue_after"].inc()
-                        self.queue.forget(key)
-                        self.queue.add_after(key, result.requeue_after)
-                    else:
-                        self._results["requeue"].inc()
-                        self.queue.add_rate_limited(key)
+                if result is not None and result.retry_reason is not None:
+                    self._errors.inc()
+                    self._results["error"].inc()
+                    log.warning(
+                        "reconcile will retry",
+                        reason=result.retry_reason,
+                        retries=self.queue.num_requeues(key),
+                    )
+                    self.queue.add_rate_limited(key)
+                elif result is not None and result.requeue_after is not None:
+                    self._results["requeue_after"].inc()
+                    self.queue.forget(key)
+                    self.queue.add_after(key, result.requeue_after)
                 else:
                     self._results["success"].inc()
                     self.queue.forget(key)

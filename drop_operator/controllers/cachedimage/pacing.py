@@ -21,12 +21,14 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from drop_operator.api import DEFAULT_PULL_POLICY, PullPolicySpec, parse_duration
+from drop_operator.runtime.memory import Expectations
 
 __all__ = [
     "DEFAULT_POOL",
+    "LEDGER_TTL",
     "Admission",
     "Pacing",
     "PendingPull",
@@ -39,6 +41,9 @@ __all__ = [
 
 #: Pool key of the images without ``pullPolicyRef`` (a PullPolicy name is never empty).
 DEFAULT_POOL = ""
+#: Seconds a created pod stays counted while the informer has not shown it. Only guards against a
+#: pod created and deleted again before the informer saw it; it normally shows within milliseconds.
+LEDGER_TTL = 120.0
 
 
 @dataclass(frozen=True)
@@ -163,34 +168,28 @@ class PendingPull:
     created: float
 
 
-@dataclass
 class PolicyGate:
-    """Admission state of one pool: the lock, the ledger of unseen pods, the last start."""
+    """Admission state of one pool: the lock, the ledger of unseen pods, the last start.
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pending: dict[str, PendingPull] = field(default_factory=dict)
-    last_start: float | None = None
+    The ledger is an :class:`~drop_operator.runtime.memory.Expectations` of pod names: a pod is
+    counted from it until the informer shows it (then the cache counts it) or :data:`LEDGER_TTL`.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.lock = asyncio.Lock()
+        self.pending: Expectations[PendingPull] = Expectations(LEDGER_TTL, clock)
+        self.last_start: float | None = None
 
     def record(self, pull: PendingPull) -> None:
-        self.pending[pull.name] = pull
+        self.pending.expect(pull.name, pull)
         self.last_start = pull.created
 
     def forget(self, name: str) -> None:
-        self.pending.pop(name, None)
+        self.pending.observe(name)
 
-    def unseen(self, seen: Callable[[str], bool], now: float, ttl: float) -> list[PendingPull]:
-        """Ledger entries still not in the cache; entries older than ``ttl`` are dropped.
-
-        The ttl only guards against a pod that was created and deleted again before the informer
-        saw it; the informer normally reports a pod within milliseconds.
-        """
-        out: list[PendingPull] = []
-        for name, pull in list(self.pending.items()):
-            if seen(name) or now - pull.created > ttl:
-                del self.pending[name]
-            else:
-                out.append(pull)
-        return out
+    def unseen(self, seen: Callable[[str], bool]) -> list[PendingPull]:
+        """Ledger entries the cache does not show yet (``seen`` asks it), younger than the ttl."""
+        return list(self.pending.pending(seen).values())
 
 
 class PolicyGates:
@@ -203,10 +202,5 @@ class PolicyGates:
     def gate(self, pool: str) -> PolicyGate:
         found = self._gates.get(pool)
         if found is None:
-            found = self._gates[pool] = PolicyGate()
+            found = self._gates[pool] = PolicyGate(self.clock)
         return found
-
-    def seen(self, name: str) -> None:
-        """The informer reported pod ``name``: it is counted from the cache from now on."""
-        for gate in self._gates.values():
-            gate.forget(name)

@@ -24,12 +24,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from drop_operator.api import API_VERSION, LocalObjectReference, Toleration
-from drop_operator.controllers.common import LABEL_MANAGED_BY, MANAGED_BY, label_value, parse_time, short_hash
+from drop_operator.controllers.common import (
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    label_value,
+    meta,
+    parse_time,
+    short_hash,
+)
 
 __all__ = [
     "ANNOTATION_IMAGE",
@@ -44,6 +51,7 @@ __all__ = [
     "PULL_FAILURE_REASONS",
     "Outcome",
     "PodRequest",
+    "PullPod",
     "build_pull_pod",
     "is_active",
     "outcome",
@@ -293,3 +301,41 @@ def outcome(pod: Mapping[str, Any]) -> Outcome:
             return Outcome("failed", "Timeout", message[:1024] or "pull did not finish before pullTimeout")
         return Outcome("failed", _failure_reason(reason, message), message[:1024])
     return Outcome("pending")
+
+
+@dataclass(frozen=True)
+class PullPod:
+    """A pull pod as one pass reads it: parsed once, then passed to the pure core."""
+
+    obj: Mapping[str, Any]
+    """The pod as the informer holds it (for deletes with a uid precondition)."""
+    name: str
+    namespace: str | None
+    uid: str
+    deleting: bool
+    node: str
+    reference: str | None
+    """The image reference the pod pulls (its annotation)."""
+    created: float
+    """Unix seconds (``creationTimestamp``; the parse time when the server has not set it)."""
+    outcome: Outcome
+
+    @classmethod
+    def parse(cls, pod: Mapping[str, Any], *, now: float) -> PullPod:
+        metadata = meta(pod)
+        created = metadata.creation_timestamp
+        return cls(
+            obj=pod,
+            name=metadata.name,
+            namespace=metadata.namespace,
+            uid=metadata.uid or "",
+            deleting=metadata.deleting,
+            node=pod_node(pod),
+            reference=metadata.annotations.get(ANNOTATION_REFERENCE),
+            created=created.timestamp() if created is not None else now,
+            outcome=outcome(pod),
+        )
+
+    def timed_out(self, message: str) -> PullPod:
+        """This pod with a ``Timeout`` failure: the operator's deadline passed without a result."""
+        return replace(self, outcome=Outcome("failed", "Timeout", message))

@@ -18,10 +18,9 @@ the status, which is the store.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -34,7 +33,6 @@ from drop_operator.api.discoverypolicy import (
     SourceStatus,
 )
 from drop_operator.api.duration import parse_duration
-from drop_operator.api.meta import utcnow
 from drop_operator.controllers.common import first_and_more
 from drop_operator.controllers.discovery import metrics
 from drop_operator.controllers.discovery.schedule import (
@@ -50,15 +48,18 @@ from drop_operator.controllers.discovery.schedule import (
 from drop_operator.controllers.discovery.secrets import SECRET_KEY_MISSING, SECRET_NOT_FOUND, read_credentials
 from drop_operator.controllers.discovery.status import unreadable_spec_status
 from drop_operator.controllers.discovery.sync import SyncOutcome, apply_outcomes, compile_filter, run_sources
+from drop_operator.controllers.kinds import DISCOVERY_POLICIES
+from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.discovery.errors import InvalidImageFilterError
 from drop_operator.discovery.http import Credentials
 from drop_operator.discovery.registry import TokenCache
 from drop_operator.runtime.client import KubeClient
+from drop_operator.runtime.clock import Clock, RealClock
 from drop_operator.runtime.controller import Result
 from drop_operator.runtime.errors import ApiError
 from drop_operator.runtime.events import EventRecorder
 from drop_operator.runtime.informer import Informer
-from drop_operator.runtime.resource import Resource
+from drop_operator.runtime.memory import KeyedMemory
 
 #: Failures that happen before any request to a backend (see SECRET_RETRY_FLOOR).
 SECRET_REASONS = frozenset({SECRET_NOT_FOUND, SECRET_KEY_MISSING})
@@ -77,7 +78,6 @@ _WRITE_HOLD_CAP = 600.0
 class _Memory:
     """Per-policy state that only makes sense within this process."""
 
-    uid: str
     failures: dict[str, int] = field(default_factory=dict)
     retry_at: dict[str, datetime] = field(default_factory=dict)
     write_failures: int = 0
@@ -164,19 +164,24 @@ class DiscoveryReconciler:
     def __init__(
         self,
         client: KubeClient,
+        settings: OperatorSettings,
         *,
-        resource: Resource,
         policies: Informer,
         recorder: EventRecorder,
-        namespace: str,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
-        self.resource = resource
+        self.resource = DISCOVERY_POLICIES
         self.policies = policies
         self.recorder = recorder
-        self.namespace = namespace
+        self.namespace = settings.namespace
+        self.clock = clock or RealClock()
         self.token_cache = TokenCache()
-        self._memory: dict[str, _Memory] = {}
+        self._memory: KeyedMemory[_Memory] = KeyedMemory()
+
+    def _utcnow(self) -> datetime:
+        """Wall time from the clock, at the second precision Kubernetes stores."""
+        return datetime.fromtimestamp(self.clock.wall(), UTC).replace(microsecond=0)
 
     # -- entry point ------------------------------------------------------------------------------
 
@@ -187,8 +192,9 @@ class DiscoveryReconciler:
             self._forget(key)
             return None
         memory = self._memory_for(policy)
-        if memory.hold_until > time.monotonic():
-            return Result(requeue_after=memory.hold_until - time.monotonic())
+        held_for = memory.hold_until - self.clock.now()
+        if held_for > 0:
+            return Result(requeue_after=held_for)
         decision = self._plan(policy, memory)
         if decision is None:
             await self._report_unreadable_spec(policy)
@@ -215,10 +221,8 @@ class DiscoveryReconciler:
     # -- gate -------------------------------------------------------------------------------------
 
     def _memory_for(self, policy: PolicyView) -> _Memory:
-        memory = self._memory.get(policy.key)
-        if memory is None or memory.uid != policy.uid:  # a new object under an old name starts afresh
-            memory = self._memory[policy.key] = _Memory(uid=policy.uid)
-        return memory
+        # A new object under an old name starts afresh.
+        return self._memory.recall(policy.key, policy.uid, lambda _previous: _Memory())
 
     async def _report_unreadable_spec(self, policy: PolicyView) -> None:
         """Say so in ``Ready`` (once: nothing is written when the condition already says it)."""
@@ -226,7 +230,7 @@ class DiscoveryReconciler:
             return
         previous = policy.status
         status = unreadable_spec_status(
-            previous, generation=policy.generation, error=policy.spec_error, now=utcnow()
+            previous, generation=policy.generation, error=policy.spec_error, now=self._utcnow()
         )
         if status.to_json() != previous.to_json():
             await self.client.patch_status(
@@ -251,7 +255,7 @@ class DiscoveryReconciler:
             return None
         return plan(
             name=policy.key,
-            now=utcnow(),
+            now=self._utcnow(),
             generation=policy.generation,
             observed_generation=policy.status.observed_generation,
             last_sync_time=policy.status.last_sync_time,
@@ -273,7 +277,7 @@ class DiscoveryReconciler:
         spec = policy.spec
         assert spec is not None  # _plan ran no sources without one
         key, previous, generation, interval = policy.key, policy.status, policy.generation, policy.interval
-        started = time.monotonic()
+        started = self.clock.now()
         try:
             image_filter = compile_filter(spec)
             filter_error = None
@@ -287,7 +291,7 @@ class DiscoveryReconciler:
             if filter_error is not None
             else await run_sources(spec, self._credentials_for, only=run, token_cache=self.token_cache)
         )
-        now = utcnow()
+        now = self._utcnow()
         outcome = apply_outcomes(
             spec=spec,
             generation=generation,
@@ -298,7 +302,7 @@ class DiscoveryReconciler:
             full=full,
             now=now,
         )
-        metrics.SYNC_DURATION.observe(time.monotonic() - started)
+        metrics.SYNC_DURATION.observe(self.clock.now() - started)
         self._remember_failures(memory, outcome, interval, now)
         self._count(outcome)
         self._log(key, outcome, reason=reason, run=run)
@@ -312,7 +316,7 @@ class DiscoveryReconciler:
                     return None
                 memory.write_failures += 1
                 hold = min(_WRITE_HOLD_CAP, retry_delay(memory.write_failures, _WRITE_HOLD_CAP))
-                memory.hold_until = time.monotonic() + hold
+                memory.hold_until = self.clock.now() + hold
                 log.error(
                     "cannot write policy status",
                     policy=key,
@@ -352,7 +356,7 @@ class DiscoveryReconciler:
 
     def _next_wait(self, key: str, status: DiscoveryPolicyStatus, memory: _Memory, interval: float) -> float:
         """Seconds until the gate has something to do; never zero, so no pass can loop."""
-        now = utcnow()
+        now = self._utcnow()
         states = self._states(status.sources, memory, interval)
         waits = [jittered_interval(key, interval) - (now - (status.last_sync_time or now)).total_seconds()]
         waits += [
@@ -423,5 +427,5 @@ class DiscoveryReconciler:
                 )
 
     def _forget(self, key: str) -> None:
-        self._memory.pop(key, None)
+        self._memory.forget(key)
         metrics.forget_policy(key)

@@ -21,7 +21,7 @@ CONTROLLER_NAME = "discoverypolicy"
 
 
 def setup(manager: Manager, settings: OperatorSettings) -> DiscoveryReconciler:
-    """Create the discovery controller on ``manager``.
+    """Register the informer, the watch and the controller; returns the reconciler.
 
     Only spec changes (and adds/deletes) enqueue a policy: ``generation_changed`` drops the
     reconciler's own status writes, and the reconciler requeues itself for the next due time.
@@ -30,10 +30,9 @@ def setup(manager: Manager, settings: OperatorSettings) -> DiscoveryReconciler:
     policies = manager.informer(DISCOVERY_POLICIES)
     reconciler = DiscoveryReconciler(
         manager.client,
-        resource=DISCOVERY_POLICIES,
+        settings,
         policies=policies,
         recorder=manager.event_recorder("drop-operator-discovery"),
-        namespace=settings.namespace,
     )
     controller = manager.controller(CONTROLLER_NAME, reconciler.reconcile, workers=settings.workers)
     controller.watch_for(policies, predicates=[generation_changed])

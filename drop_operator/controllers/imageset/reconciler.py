@@ -19,7 +19,6 @@ collector to remove the children, and recreating them would block the delete for
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -39,12 +38,15 @@ from drop_operator.controllers.imageset.plan import (
 from drop_operator.controllers.imageset.policy import DiscoveryView, discovery_view
 from drop_operator.controllers.imageset.status import build_status, current_status
 from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES
+from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.client import KubeClient
+from drop_operator.runtime.clock import Clock, RealClock
 from drop_operator.runtime.controller import Result
 from drop_operator.runtime.errors import ApiError
 from drop_operator.runtime.events import EventRecorder
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.logging import get_logger
+from drop_operator.runtime.memory import Expectations, KeyedMemory
 
 __all__ = ["OWNER_INDEX", "POLICY_INDEX", "ImageSetReconciler", "owner_uids", "referenced_policies"]
 
@@ -86,12 +88,23 @@ class _Expectations:
     """Writes made for one set that the informer may not show yet."""
 
     uid: str
-    creates: dict[str, float] = field(default_factory=dict)  # reference -> when created
-    deletes: dict[str, float] = field(default_factory=dict)  # child uid -> when deleted
-    patches: dict[str, tuple[str, dict[str, Any], float]] = field(default_factory=dict)
-    """child uid -> (resourceVersion patched, patch sent, when)."""
+    creates: Expectations[None]
+    """By full reference of the child created."""
+    deletes: Expectations[None]
+    """By uid of the child deleted."""
+    patches: Expectations[tuple[str, dict[str, Any]]]
+    """By child uid: (resourceVersion patched, patch sent)."""
     status: tuple[str, dict[str, Any]] | None = None
     """(resourceVersion the status was written over, status written)."""
+
+    @classmethod
+    def new(cls, uid: str, clock: Callable[[], float]) -> _Expectations:
+        return cls(
+            uid,
+            creates=Expectations(EXPECTATION_TTL, clock),
+            deletes=Expectations(EXPECTATION_TTL, clock),
+            patches=Expectations(EXPECTATION_TTL, clock),
+        )
 
 
 @dataclass
@@ -110,35 +123,35 @@ class ImageSetReconciler:
     def __init__(
         self,
         client: KubeClient,
+        settings: OperatorSettings,
         *,
         sets: Informer,
         children: Informer,
         policies: Informer,
         recorder: EventRecorder,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
+        self.settings = settings
         self.sets = sets
         self.children = children
         self.policies = policies
         self.recorder = recorder
-        self.clock = clock
-        self._expectations: dict[str, _Expectations] = {}
+        self.clock = clock or RealClock()
+        self._expectations: KeyedMemory[_Expectations] = KeyedMemory()
 
     # -- entry point -----------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> Result | None:
         owner = self.sets.get(key)
         if owner is None:
-            self._expectations.pop(key, None)
+            self._expectations.forget(key)
             return None
         owner_meta = meta(owner)
         if owner_meta.deleting:
             return None  # the garbage collector removes the children; never recreate them now
         uid = owner_meta.uid or ""
-        expect = self._expectations.get(key)
-        if expect is None or expect.uid != uid:
-            expect = self._expectations[key] = _Expectations(uid)
+        expect = self._expectations.recall(key, uid, lambda _: _Expectations.new(uid, self.clock.now))
         try:
             spec = CachedImageSetSpec.model_validate(owner.get("spec") or {})
         except ValueError as err:
@@ -192,35 +205,25 @@ class ImageSetReconciler:
         )
         await self._write_status(owner, owner_meta, expect, status.to_json())
         if outcome.failures:
-            raise RuntimeError(f"{len(outcome.failures)} child writes failed: {outcome.failures[0]}")
+            return Result.retry(f"{len(outcome.failures)} child writes failed: {outcome.failures[0]}")
         return None
 
     # -- expectations ----------------------------------------------------------------------------
 
     def _visible_children(self, expect: _Expectations, uid: str) -> list[Obj]:
         """Children from the owner index, minus the ones this process deleted moments ago."""
-        now = self.clock()
         children = self.children.by_index(OWNER_INDEX, uid)
         uids = {id(c): str(meta(c).uid) for c in children}
         present = set(uids.values())
-        expect.deletes = {
-            u: t for u, t in expect.deletes.items() if u in present and now - t < EXPECTATION_TTL
-        }
-        expect.patches = {
-            u: p for u, p in expect.patches.items() if u in present and now - p[2] < EXPECTATION_TTL
-        }
-        return [c for c in children if uids[id(c)] not in expect.deletes]
+        deleting = expect.deletes.pending(seen=lambda u: u not in present)
+        expect.patches.pending(seen=lambda u: u not in present)
+        return [c for c in children if uids[id(c)] not in deleting]
 
     def _apply_expectations(self, expect: _Expectations, plan: Plan) -> int:
         """Drop planned writes the cache has not caught up with; return creates still in flight."""
-        now = self.clock()
-        expect.creates = {
-            ref: t
-            for ref, t in expect.creates.items()
-            if ref not in plan.kept and ref in plan.desired and now - t < EXPECTATION_TTL
-        }
-        in_flight = [item for item in plan.create if item[0].reference in expect.creates]
-        plan.create = [item for item in plan.create if item[0].reference not in expect.creates]
+        creating = expect.creates.pending(seen=lambda ref: ref in plan.kept or ref not in plan.desired)
+        in_flight = [item for item in plan.create if item[0].reference in creating]
+        plan.create = [item for item in plan.create if item[0].reference not in creating]
         remaining = []
         for child, patch in plan.patch:
             child_meta = meta(child)
@@ -263,7 +266,7 @@ class ImageSetReconciler:
             else:
                 outcome.failures.append(f"create {name}: {err.status} {err.reason} {err.message}"[:300])
             return
-        expect.creates[key.reference] = self.clock()
+        expect.creates.expect(key.reference, None)
         outcome.created.append(name)
 
     async def _adopt(
@@ -280,7 +283,7 @@ class ImageSetReconciler:
         controller = controller_uid(existing, CACHED_IMAGE_SETS.kind)
         if same_image and controller == expect.uid:
             log.info("adopting a child created earlier", child=name)
-            expect.creates[key.reference] = self.clock()
+            expect.creates.expect(key.reference, None)
             outcome.adopted[key.reference] = existing
             return
         if same_image and controller is None and not existing_meta.deleting:
@@ -301,7 +304,7 @@ class ImageSetReconciler:
                 outcome.failures.append(f"adopt {name}: {err.status} {err.reason} {err.message}"[:300])
                 return
             log.info("adopted an orphaned child", child=name)
-            expect.creates[key.reference] = self.clock()
+            expect.creates.expect(key.reference, None)
             outcome.adopted[key.reference] = adopted
             return
         why = "is being deleted" if existing_meta.deleting else "belongs to something else"
@@ -317,7 +320,7 @@ class ImageSetReconciler:
                 return
             outcome.failures.append(f"delete {name}: {err.status} {err.reason} {err.message}"[:300])
             return
-        expect.deletes[uid] = self.clock()
+        expect.deletes.expect(uid, None)
         outcome.deleted.append(name)
 
     async def _patch(
@@ -332,7 +335,7 @@ class ImageSetReconciler:
                 return  # deleted meanwhile; its delete event brings us back
             outcome.failures.append(f"update {name}: {err.status} {err.reason} {err.message}"[:300])
             return
-        expect.patches[uid] = (child_meta.resource_version or "", patch, self.clock())
+        expect.patches.expect(uid, (child_meta.resource_version or "", patch))
         outcome.patched.append(name)
 
     async def _write_status(

@@ -54,8 +54,8 @@ def policy_changed(old: Obj | None, new: Obj) -> bool:
     return view(old) != view(new)
 
 
-def setup(manager: Manager, settings: OperatorSettings) -> None:
-    """Create the informers, indexes and controller of the image-set reconciler on ``manager``."""
+def setup(manager: Manager, settings: OperatorSettings) -> ImageSetReconciler:
+    """Register the informers, indexes, watches and the controller; returns the reconciler."""
     sets = manager.informer(CACHED_IMAGE_SETS)
     children = manager.informer(CACHED_IMAGES)
     policies = manager.informer(DISCOVERY_POLICIES)
@@ -64,6 +64,7 @@ def setup(manager: Manager, settings: OperatorSettings) -> None:
 
     reconciler = ImageSetReconciler(
         manager.client,
+        settings,
         sets=sets,
         children=children,
         policies=policies,
@@ -77,3 +78,4 @@ def setup(manager: Manager, settings: OperatorSettings) -> None:
         return [object_key(s) for s in sets.by_index(POLICY_INDEX, meta(policy).name)]
 
     controller.watch_mapped(policies, sets_of, predicates=[policy_changed])
+    return reconciler

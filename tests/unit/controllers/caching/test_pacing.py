@@ -8,6 +8,7 @@ import pytest
 
 from drop_operator.api import PullPolicySpec
 from drop_operator.controllers.cachedimage.pacing import (
+    LEDGER_TTL,
     Pacing,
     PendingPull,
     PolicyGates,
@@ -125,19 +126,24 @@ def test_repull_due_spreads_nodes_by_up_to_ten_percent() -> None:
 
 
 def test_ledger_counts_pods_until_the_cache_has_seen_them() -> None:
-    gates = PolicyGates()
+    now = [100.0]
+    gates = PolicyGates(lambda: now[0])
     gate = gates.gate("p")
     gate.record(PendingPull("pod-a", "img", "n1", created=100.0))
+    now[0] = 101.0
     gate.record(PendingPull("pod-b", "img", "n2", created=101.0))
     assert gate.last_start == 101.0
-    assert [p.name for p in gate.unseen(lambda name: False, now=102, ttl=60)] == ["pod-a", "pod-b"]
-    assert [p.name for p in gate.unseen(lambda name: name == "pod-a", now=102, ttl=60)] == ["pod-b"]
-    gates.seen("pod-b")
-    assert gate.unseen(lambda name: False, now=102, ttl=60) == []
+    now[0] = 102.0
+    assert [p.name for p in gate.unseen(lambda name: False)] == ["pod-a", "pod-b"]
+    assert [p.name for p in gate.unseen(lambda name: name == "pod-a")] == ["pod-b"]
+    gate.forget("pod-b")
+    assert gate.unseen(lambda name: False) == []
 
 
 def test_ledger_entries_expire() -> None:
-    gate = PolicyGates().gate("p")
+    now = [0.0]
+    gate = PolicyGates(lambda: now[0]).gate("p")
     gate.record(PendingPull("pod-a", "img", "n1", created=0.0))
-    assert gate.unseen(lambda name: False, now=61, ttl=60) == []
-    assert gate.pending == {}
+    now[0] = LEDGER_TTL + 1.0
+    assert gate.unseen(lambda name: False) == []
+    assert len(gate.pending) == 0
