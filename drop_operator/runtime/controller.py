@@ -23,7 +23,7 @@ from drop_operator.runtime import metrics
 from drop_operator.runtime.clock import Clock
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.predicates import Predicate
-from drop_operator.runtime.resource import object_key
+from drop_operator.runtime.resources import object_key
 from drop_operator.runtime.workqueue import WorkQueue
 
 log = structlog.get_logger(__name__)

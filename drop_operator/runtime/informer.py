@@ -31,7 +31,7 @@ from drop_operator.runtime import metrics
 from drop_operator.runtime.backoff import Backoff
 from drop_operator.runtime.client import KubeClient
 from drop_operator.runtime.errors import ApiError
-from drop_operator.runtime.resource import Resource, object_key
+from drop_operator.runtime.resources import Resource, object_key
 
 log = structlog.get_logger(__name__)
 

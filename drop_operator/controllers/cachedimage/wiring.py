@@ -37,8 +37,7 @@ from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.manager import Manager
 from drop_operator.runtime.predicates import generation_changed
-from drop_operator.runtime.resource import object_key
-from drop_operator.runtime.resources import NODES, PODS
+from drop_operator.runtime.resources import NODES, PODS, object_key
 
 __all__ = ["CONTROLLER_NAME", "POD_SELECTOR", "node_changed", "pull_ended", "setup"]
 

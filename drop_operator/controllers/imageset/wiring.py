@@ -22,7 +22,7 @@ from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DI
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.manager import Manager
 from drop_operator.runtime.predicates import generation_changed
-from drop_operator.runtime.resource import object_key
+from drop_operator.runtime.resources import object_key
 
 __all__ = ["CONTROLLER_NAME", "policy_changed", "setup"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.docgen import DEFAULT_OUTPUT, main, render
 from drop_operator.api import KINDS
-from drop_operator.api.docgen import DEFAULT_OUTPUT, main, render
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -31,7 +31,7 @@ def test_committed_reference_is_current(
     monkeypatch.chdir(REPO)
     status = main(["--check"])
     assert status == 0, (
-        "docs/reference.md is stale; run `python -m drop_operator.api.docgen`\n" + capsys.readouterr().out
+        "docs/reference.md is stale; run `python -m devtools.docgen`\n" + capsys.readouterr().out
     )
 
 

@@ -1,10 +1,10 @@
-"""Generate ``docs/reference.md`` from the CRDs that :mod:`drop_operator.api.crdgen` builds.
+"""Generate ``docs/reference.md`` from the CRDs that :mod:`devtools.crdgen` builds.
 
 Usage (from the repository root)::
 
-    python -m drop_operator.api.docgen            # write docs/reference.md
-    python -m drop_operator.api.docgen --check    # exit 1 with a diff when it is stale
-    python -m drop_operator.api.docgen OUT.md     # write (or --check) another file
+    python -m devtools.docgen            # write docs/reference.md
+    python -m devtools.docgen --check    # exit 1 with a diff when it is stale
+    python -m devtools.docgen OUT.md     # write (or --check) another file
 
 The reference is rendered from the same ``openAPIV3Schema`` the API server receives, not from the
 models directly: descriptions, defaults, bounds, patterns and CEL rules then read exactly as the
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drop_operator.api.crdgen import build_crd
+from devtools.crdgen import build_crd
 from drop_operator.api.duration import DURATION_PATTERN
 from drop_operator.api.groups import KINDS, KindInfo
 
@@ -35,7 +35,7 @@ _DASH = "\N{EN DASH}"  # in ranges such as "length 1 to 255"
 _INTRO = """\
 # API reference
 
-<!-- Generated from drop_operator/api by `python -m drop_operator.api.docgen`. Do not edit. -->
+<!-- Generated from drop_operator/api by `python -m devtools.docgen`. Do not edit. -->
 
 Every field of the four kinds, as the API server validates them: this page is generated from the
 same schema as the CRDs in `manifests/crds/`, so defaults, bounds, patterns and rules here are the
@@ -284,9 +284,7 @@ def render() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m drop_operator.api.docgen", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m devtools.docgen", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="do not write; exit 1 with a diff if the file is stale"
     )
@@ -307,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tofile=f"{path} (generated)",
         )
         sys.stdout.write("".join(diff) or f"{path}: missing\n")
-        sys.stdout.write("API reference is stale: run `python -m drop_operator.api.docgen`\n")
+        sys.stdout.write("API reference is stale: run `python -m devtools.docgen`\n")
         return 1
     if current != text:
         path.parent.mkdir(parents=True, exist_ok=True)

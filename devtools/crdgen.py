@@ -2,9 +2,9 @@
 
 Usage (from the repository root)::
 
-    python -m drop_operator.api.crdgen            # write manifests/crds and charts/drop-operator/crds
-    python -m drop_operator.api.crdgen --check    # exit 1 with a diff when a file is stale
-    python -m drop_operator.api.crdgen OUT_DIR...  # write (or --check) other directories
+    python -m devtools.crdgen            # write manifests/crds and charts/drop-operator/crds
+    python -m devtools.crdgen --check    # exit 1 with a diff when a file is stale
+    python -m devtools.crdgen OUT_DIR...  # write (or --check) other directories
 
 Pydantic emits JSON Schema 2020-12; the API server wants a *structural* OpenAPI v3 schema. The
 conversion inlines every ``$ref``, turns ``Optional[X]`` (``anyOf [X, null]``) into plain ``X``
@@ -30,7 +30,7 @@ from drop_operator.api.groups import KINDS, KindInfo
 __all__ = ["DEFAULT_OUTPUT_DIRS", "build_crd", "main", "render_all", "structural_schema"]
 
 DEFAULT_OUTPUT_DIRS = ("manifests/crds", "charts/drop-operator/crds")
-_HEADER = "# Generated from drop_operator/api by `python -m drop_operator.api.crdgen`. Do not edit.\n"
+_HEADER = "# Generated from drop_operator/api by `python -m devtools.crdgen`. Do not edit.\n"
 
 _PASSTHROUGH = {
     "type",
@@ -252,9 +252,7 @@ def _check(out_dirs: Sequence[Path], files: dict[str, str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m drop_operator.api.crdgen", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m devtools.crdgen", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="do not write; exit 1 with a diff if files are stale"
     )
@@ -269,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in problems:
             sys.stdout.write(problem)
         if problems:
-            sys.stdout.write("CRDs are stale: run `python -m drop_operator.api.crdgen`\n")
+            sys.stdout.write("CRDs are stale: run `python -m devtools.crdgen`\n")
             return 1
         return 0
     for out in out_dirs:

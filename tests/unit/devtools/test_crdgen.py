@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from drop_operator.api import KINDS
-from drop_operator.api.crdgen import (
+from devtools.crdgen import (
     DEFAULT_OUTPUT_DIRS,
     SchemaError,
     build_crd,
@@ -19,6 +18,7 @@ from drop_operator.api.crdgen import (
     render_all,
     structural_schema,
 )
+from drop_operator.api import KINDS
 
 REPO = Path(__file__).resolve().parents[3]
 _ALLOWED = {
@@ -191,7 +191,7 @@ def test_unexpressible_schema_is_an_error() -> None:
 
 
 def test_committed_crds_are_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
-    """Fails when a model changed without `python -m drop_operator.api.crdgen`."""
+    """Fails when a model changed without `python -m devtools.crdgen`."""
     dirs = [str(REPO / d) for d in DEFAULT_OUTPUT_DIRS]
     code = main(["--check", *dirs])
     assert code == 0, capsys.readouterr().out
