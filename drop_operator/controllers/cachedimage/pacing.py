@@ -8,7 +8,7 @@ The limits (all counted over *pulls in flight*, i.e. pull pods not yet finished)
 * ``maxPullsPerNode`` per node across the images of the policy,
 * ``minDelayBetweenPulls`` between two pull starts under the policy (so also of one image).
 
-The counts come from the Pod informer, which may lag behind the API server. :class:`PolicyGate`
+The counts come from the Pod informer, which may lag behind the API server. :class:`PoolGate`
 closes that gap: admission for one policy is serialized by its lock, and every pod created is
 recorded in the gate's ledger *before* the create call and stays counted until the informer has
 seen it. A reconcile running on a stale cache therefore still sees every pull the operator started,
@@ -32,10 +32,10 @@ __all__ = [
     "Admission",
     "Pacing",
     "PendingPull",
-    "PolicyGate",
-    "PolicyGates",
+    "PoolGate",
+    "PoolGates",
     "backoff_delay",
-    "plan_admission",
+    "decide_admission",
     "repull_due",
 ]
 
@@ -110,12 +110,12 @@ class Admission:
     """``maxConcurrentNodes``, ``maxConcurrentPulls``, ``maxPullsPerNode`` or ``minDelayBetweenPulls``."""
 
 
-def plan_admission(
+def decide_admission(
     candidates: Sequence[str],
     pacing: Pacing,
     *,
     image_in_flight: int,
-    policy_in_flight: int,
+    pool_in_flight: int,
     node_in_flight: Mapping[str, int],
     last_start: float | None,
     now: float,
@@ -130,7 +130,7 @@ def plan_admission(
         return Admission([])
     if image_in_flight >= pacing.max_concurrent_nodes:
         return Admission([], blocked_by="maxConcurrentNodes")
-    if policy_in_flight >= pacing.max_concurrent_pulls:
+    if pool_in_flight >= pacing.max_concurrent_pulls:
         return Admission([], blocked_by="maxConcurrentPulls")
     if pacing.min_delay > 0 and last_start is not None and now - last_start < pacing.min_delay:
         return Admission(
@@ -138,7 +138,7 @@ def plan_admission(
         )
     room = min(
         pacing.max_concurrent_nodes - image_in_flight,
-        pacing.max_concurrent_pulls - policy_in_flight,
+        pacing.max_concurrent_pulls - pool_in_flight,
         1 if pacing.min_delay > 0 else len(candidates),
     )
     start: list[str] = []
@@ -168,7 +168,7 @@ class PendingPull:
     created: float
 
 
-class PolicyGate:
+class PoolGate:
     """Admission state of one pool: the lock, the ledger of unseen pods, the last start.
 
     The ledger is an :class:`~drop_operator.runtime.memory.Expectations` of pod names: a pod is
@@ -192,15 +192,15 @@ class PolicyGate:
         return list(self.pending.pending(seen).values())
 
 
-class PolicyGates:
-    """One :class:`PolicyGate` per pool, created on first use."""
+class PoolGates:
+    """One :class:`PoolGate` per pool, created on first use."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._gates: dict[str, PolicyGate] = {}
+        self._gates: dict[str, PoolGate] = {}
         self.clock = clock
 
-    def gate(self, pool: str) -> PolicyGate:
+    def gate(self, pool: str) -> PoolGate:
         found = self._gates.get(pool)
         if found is None:
-            found = self._gates[pool] = PolicyGate(self.clock)
+            found = self._gates[pool] = PoolGate(self.clock)
         return found

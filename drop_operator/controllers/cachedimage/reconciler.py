@@ -8,7 +8,7 @@ The shell of a pass; the decisions are the pure functions of :mod:`.decide`. One
    (success -> node cached; failure -> per-node backoff and ``recentFailures``).
    :func:`~.decide.classify_nodes` says which target nodes need a pull.
 4. **Apply**: under the pool's lock, count pulls in flight (informer + ledger of unseen creations)
-   and create the pods :func:`~.pacing.plan_admission` allows.
+   and create the pods :func:`~.pacing.decide_admission` allows.
 5. **Status** and the cached-nodes annotation are written only when they changed, with transition
    Events; finished pods are deleted once their result is stored in the object.
 6. **Requeue** when the next timer (backoff, min delay, deadline, re-pull) is due.
@@ -41,8 +41,8 @@ from drop_operator.controllers.cachedimage.pacing import (
     Admission,
     Pacing,
     PendingPull,
-    PolicyGates,
-    plan_admission,
+    PoolGates,
+    decide_admission,
 )
 from drop_operator.controllers.cachedimage.pullpods import (
     COMPONENT,
@@ -124,7 +124,7 @@ class CachedImageReconciler:
         self.recorder = recorder
         self.clock = clock or RealClock()
         self.rand = rand
-        self.gates = PolicyGates(self.clock.now)
+        self.gates = PoolGates(self.clock.now)
         self.states: KeyedMemory[ImageState] = KeyedMemory()
         self.waiting: dict[str, set[str]] = {}
         self.totals = metrics.NodeTotals()
@@ -160,7 +160,7 @@ class CachedImageReconciler:
             self._forget(key)  # the garbage collector removes the pods with it
             return None
         pool = pool_of(image)
-        pacing, policy_problem = self._pacing(pool)
+        pacing, pull_policy_problem = self._pacing(pool)
         state = self._recall(key, image, pacing)  # recall
         now = self.clock.wall()
         all_nodes = self.nodes.list()
@@ -181,7 +181,7 @@ class CachedImageReconciler:
         wakeups = pulls.wakeups + classes.wakeups
 
         started: list[str] = []  # apply
-        if classes.candidates and policy_problem is None:
+        if classes.candidates and pull_policy_problem is None:
             started, wakeup = await self._start_pulls(
                 key, obj, image, pool=pool, pacing=pacing, classes=classes, pulls=pulls
             )
@@ -200,7 +200,7 @@ class CachedImageReconciler:
             state,
             counts=counts,
             failing_nodes=classes.failing_nodes,
-            policy_problem=policy_problem,
+            pull_policy_problem=pull_policy_problem,
         )
         wakeups += await self._clean_up(image, state, pulls, pulling_now=counts.pulling > 0)
         return Result(requeue_after=max(MIN_REQUEUE, min(wakeups))) if wakeups else None  # next check
@@ -356,11 +356,11 @@ class CachedImageReconciler:
             unseen = gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None)
             node_in_flight = Counter(pod_node(p) for p in pool_pods)
             node_in_flight.update(p.node for p in unseen)
-            admission = plan_admission(
+            admission = decide_admission(
                 candidates,
                 pacing,
                 image_in_flight=image_in_flight + sum(1 for p in unseen if p.image == image.metadata.name),
-                policy_in_flight=len(pool_pods) + len(unseen),
+                pool_in_flight=len(pool_pods) + len(unseen),
                 node_in_flight=node_in_flight,
                 last_start=gate.last_start,
                 now=self.clock.now(),
@@ -412,7 +412,7 @@ class CachedImageReconciler:
         *,
         counts: NodeCounts,
         failing_nodes: set[str],
-        policy_problem: str | None,
+        pull_policy_problem: str | None,
     ) -> None:
         last_pulled = state.last_pulled.replace(microsecond=0) if state.last_pulled else None
         status = build_status(
@@ -423,7 +423,7 @@ class CachedImageReconciler:
             failing_nodes=failing_nodes,
             resolved_digest=state.digest,
             last_pulled=last_pulled,
-            policy_problem=policy_problem,
+            pull_policy_problem=pull_policy_problem,
         )
         wire = status.to_json()
         stored = CachedImageStatus.model_validate(obj.get("status") or {}).to_json()

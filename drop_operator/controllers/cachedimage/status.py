@@ -48,7 +48,7 @@ def build_status(
     failing_nodes: set[str],
     resolved_digest: str | None,
     last_pulled: datetime | None,
-    policy_problem: str | None = None,
+    pull_policy_problem: str | None = None,
 ) -> CachedImageStatus:
     """The status to write; conditions keep their transition times while their status holds."""
     cond = previous.conditions
@@ -61,15 +61,15 @@ def build_status(
         nonlocal cond
         cond = set_condition(cond, condition(type_, status, reason, message, generation=generation))
 
-    if policy_problem is not None:
+    if pull_policy_problem is not None:
         put(
             READY,
             "True" if c.target and c.cached == c.target else "False",
             "PullPolicyNotFound",
-            policy_problem,
+            pull_policy_problem,
         )
-        put(PROGRESSING, "False", "PullPolicyNotFound", policy_problem)
-        put(DEGRADED, "True", "PullPolicyNotFound", policy_problem)
+        put(PROGRESSING, "False", "PullPolicyNotFound", pull_policy_problem)
+        put(DEGRADED, "True", "PullPolicyNotFound", pull_policy_problem)
     else:
         done = c.cached >= c.target
         if done:
