@@ -204,3 +204,12 @@ class PoolGates:
         if found is None:
             found = self._gates[pool] = PoolGate(self.clock)
         return found
+
+    def observe(self, name: str) -> None:
+        """The cache showed pod ``name``: it is counted from the cache (or gone) from now on.
+
+        Without this, a pod that finished and was deleted before the next admission check in its
+        pool would stay in the ledger, taking a slot, until the ttl.
+        """
+        for gate in self._gates.values():
+            gate.forget(name)

@@ -216,6 +216,8 @@ class CachedImageReconciler:
             for p in self.pods.by_index(OWNER_INDEX, image.metadata.uid or "")
             if is_pull_pod(p)
         ]
+        for pod in pods:
+            self.gates.observe(pod.name)  # counted from the cache now, and until deleted
         pulls = read_pulls(pods, reference=image.reference, pacing=pacing, now=now)
         for pod in pulls.moot:
             await self._delete(pod)  # the reference changed: this pull is moot

@@ -136,7 +136,7 @@ def test_ledger_counts_pods_until_the_cache_has_seen_them() -> None:
     now[0] = 102.0
     assert [p.name for p in gate.unseen(lambda name: False)] == ["pod-a", "pod-b"]
     assert [p.name for p in gate.unseen(lambda name: name == "pod-a")] == ["pod-b"]
-    gate.forget("pod-b")
+    gates.observe("pod-b")
     assert gate.unseen(lambda name: False) == []
 
 
