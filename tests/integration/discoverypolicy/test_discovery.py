@@ -356,7 +356,8 @@ async def test_missing_secret_and_key_fail_only_that_source_with_a_precise_reaso
 
     # The failing source is retried on its own after the Secret floor (5 s), not in a tight loop.
     assert operator.reconciler is not None
-    memory = operator.reconciler._memory[name]
+    memory = operator.reconciler._memory.get(name)
+    assert memory is not None
     attempted = datetime.fromisoformat(failing["lastSyncTime"].replace("Z", "+00:00"))
     assert memory.failures == {"prometheus-0": 1}
     assert (memory.retry_at["prometheus-0"] - attempted).total_seconds() == SECRET_RETRY_FLOOR
