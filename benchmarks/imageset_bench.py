@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 from devtools.localcluster import LocalCluster  # noqa: E402
 from drop_operator.api.cachedimageset import CACHED_IMAGE_SET_LABEL  # noqa: E402
 from drop_operator.api.pulltemplate import PullTemplate  # noqa: E402
-from drop_operator.controllers.imageset import setup  # noqa: E402
-from drop_operator.controllers.imageset.desired import image_key  # noqa: E402
-from drop_operator.controllers.imageset.naming import child_name  # noqa: E402
-from drop_operator.controllers.imageset.plan import child_body  # noqa: E402
-from drop_operator.controllers.imageset.reconciler import WRITE_CONCURRENCY  # noqa: E402
+from drop_operator.controllers.cachedimageset import setup  # noqa: E402
+from drop_operator.controllers.cachedimageset.desired import image_key  # noqa: E402
+from drop_operator.controllers.cachedimageset.naming import child_name  # noqa: E402
+from drop_operator.controllers.cachedimageset.plan import child_body  # noqa: E402
+from drop_operator.controllers.cachedimageset.reconciler import WRITE_CONCURRENCY  # noqa: E402
 from drop_operator.controllers.kinds import (  # noqa: E402
     CACHED_IMAGE_SETS,
     CACHED_IMAGES,

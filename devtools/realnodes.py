@@ -219,10 +219,6 @@ class RealNode:
                 images[fields[0]] = fields[2]
         return images
 
-    def has_image(self, reference: str) -> bool:
-        """True if ``reference`` (a normalized ``host/path:tag``) is in the node's store."""
-        return reference in self.images()
-
     def remove_image(self, reference: str) -> None:
         """Remove an image from the store, with every name that points at the same content,
         as kubelet image garbage collection does."""

@@ -27,9 +27,13 @@ from pydantic import ValidationError
 
 from drop_operator.api.discoverypolicy import DiscoveryPolicy, DiscoveryPolicyStatus, DiscoverySource
 from drop_operator.api.meta import utcnow
-from drop_operator.controllers.discovery.secrets import SECRET_NOT_FOUND, SecretError, credentials_from_secret
-from drop_operator.controllers.discovery.status import format_time
-from drop_operator.controllers.discovery.sync import (
+from drop_operator.controllers.common import format_time
+from drop_operator.controllers.discoverypolicy.secrets import (
+    SECRET_NOT_FOUND,
+    SecretError,
+    credentials_from_secret,
+)
+from drop_operator.controllers.discoverypolicy.sync import (
     SyncOutcome,
     apply_outcomes,
     compile_filter,

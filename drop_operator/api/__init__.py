@@ -1,7 +1,7 @@
 """Pydantic models of the drop.corewire.io/v1alpha1 kinds; the CRDs are generated from them.
 
 This is the lowest layer: it knows pydantic and nothing of Kubernetes clients or the reconcilers.
-Regenerate the CRD YAML after changing a model: ``python -m drop_operator.api.crdgen``.
+Regenerate the CRD YAML after changing a model: ``python -m devtools.crdgen``.
 """
 
 from drop_operator.api.cachedimage import CachedImage, CachedImageSpec, CachedImageStatus, NodeFailure
@@ -13,8 +13,8 @@ from drop_operator.api.discoverypolicy import (
     DiscoveryPolicyStatus,
     DiscoverySource,
     DroppedCount,
-    PrometheusSource,
-    RegistrySource,
+    PrometheusSourceSpec,
+    RegistrySourceSpec,
     ScoredImage,
     SourceStatus,
 )
@@ -81,12 +81,12 @@ __all__ = [
     "NodeFailure",
     "ObjectMeta",
     "OwnerReference",
-    "PrometheusSource",
+    "PrometheusSourceSpec",
     "PullPolicy",
     "PullPolicySpec",
     "PullPolicyStatus",
     "PullTemplate",
-    "RegistrySource",
+    "RegistrySourceSpec",
     "ScoredImage",
     "SourceStatus",
     "Toleration",

@@ -38,8 +38,8 @@ __all__ = [
     "DiscoveryPolicyStatus",
     "DiscoverySource",
     "DroppedCount",
-    "PrometheusSource",
-    "RegistrySource",
+    "PrometheusSourceSpec",
+    "RegistrySourceSpec",
     "ScoredImage",
     "SourceStatus",
     "SourceType",
@@ -67,7 +67,7 @@ _INTERVAL_RULE = (
 _RESERVED_NAME = r"^(prometheus|registry)-[0-9]+$"
 
 
-class PrometheusSource(KubeModel):
+class PrometheusSourceSpec(KubeModel):
     """A Prometheus-compatible query API (Prometheus, Mimir, Thanos, VictoriaMetrics).
 
     The query must return series with an ``image`` label; each series' value is that image's score
@@ -88,7 +88,7 @@ class PrometheusSource(KubeModel):
     """Whole-request timeout, also sent to the server as the query ``timeout``."""
 
 
-class RegistrySource(KubeModel):
+class RegistrySourceSpec(KubeModel):
     """An OCI distribution registry whose tag lists yield images (newest versions first)."""
 
     url: str = Field(max_length=2048, pattern=r"^https?://[^\s]+$", json_schema_extra={"format": "uri"})
@@ -151,8 +151,8 @@ class DiscoverySource(KubeModel):
     """Name used in status and conditions. Default: ``<type>-<index>`` (index in ``sources``)."""
     weight: float = Field(1.0, gt=0, le=1000000)
     """Multiplier applied to this source's scores before sources are merged."""
-    prometheus: PrometheusSource | None = None
-    registry: RegistrySource | None = None
+    prometheus: PrometheusSourceSpec | None = None
+    registry: RegistrySourceSpec | None = None
     secret_ref: LocalObjectReference | None = None
     """Secret in the operator's namespace with credentials: ``username``/``password``, ``token``,
     ``ca.crt``, ``tls.crt``/``tls.key``, ``headers.<Name>``."""

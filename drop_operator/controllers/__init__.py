@@ -1,10 +1,15 @@
-"""Reconcilers, one module each; they meet only through object status in the API server."""
+"""Reconcilers, one package per kind; they meet only through object status in the API server.
+
+Each package has the same shape (see docs/architecture.md); ``common`` is the kit they share.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from drop_operator.controllers import cachedimage, discovery, imageset
+from drop_operator.controllers import cachedimage, cachedimageset, discoverypolicy, pullpolicy
+
+__all__ = ["register_controllers"]
 
 if TYPE_CHECKING:
     from drop_operator.controllers.settings import OperatorSettings
@@ -18,6 +23,7 @@ def register_controllers(manager: Manager, settings: OperatorSettings) -> None:
     own controller here (informers are shared through ``manager.informer``), so the CLI does not need
     to know which reconcilers exist.
     """
-    discovery.setup(manager, settings)
-    imageset.setup(manager, settings)
+    discoverypolicy.setup(manager, settings)
+    cachedimageset.setup(manager, settings)
     cachedimage.setup(manager, settings)
+    pullpolicy.setup(manager, settings)

@@ -7,7 +7,7 @@ of a kind are written in exactly one place (``drop_operator.api.groups``).
 from __future__ import annotations
 
 from drop_operator.api.groups import CACHED_IMAGE, CACHED_IMAGE_SET, DISCOVERY_POLICY, PULL_POLICY, KindInfo
-from drop_operator.runtime.resource import Resource
+from drop_operator.runtime.resources import Resource
 
 __all__ = ["CACHED_IMAGES", "CACHED_IMAGE_SETS", "DISCOVERY_POLICIES", "PULL_POLICIES"]
 

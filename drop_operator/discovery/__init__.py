@@ -16,7 +16,6 @@ from drop_operator.discovery.errors import DiscoveryError, InvalidImageFilterErr
 from drop_operator.discovery.http import Credentials
 from drop_operator.discovery.prometheus import PrometheusConfig, PrometheusSource
 from drop_operator.discovery.registry import RegistryConfig, RegistrySource, TokenCache
-from drop_operator.discovery.runner import run_sources
 from drop_operator.discovery.source import Candidate, Source, SourceResult
 
 __all__ = [
@@ -39,5 +38,4 @@ __all__ = [
     "SourceResult",
     "TokenCache",
     "rank",
-    "run_sources",
 ]

@@ -14,7 +14,7 @@ from drop_operator.runtime.events import EventRecorder
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.leaderelection import LeadershipLostError
 from drop_operator.runtime.manager import CacheSyncTimeoutError, Manager
-from drop_operator.runtime.resource import Resource, object_key, split_key
+from drop_operator.runtime.resources import Resource, object_key, split_key
 
 __all__ = [
     "ApiError",

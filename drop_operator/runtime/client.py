@@ -24,7 +24,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from drop_operator.runtime.errors import ApiError
 from drop_operator.runtime.metrics import REST_LATENCY, REST_REQUESTS
-from drop_operator.runtime.resource import Resource
+from drop_operator.runtime.resources import Resource
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"

@@ -1,4 +1,4 @@
-"""Time source for the workqueue, injectable so that timing behaviour is tested without sleeping."""
+"""Time source of the workqueue and the reconcilers, injectable so timing is tested without sleeping."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ class Clock(Protocol):
         """Monotonic seconds."""
         ...
 
+    def wall(self) -> float:
+        """Unix time in seconds (for timestamps written to objects)."""
+        ...
+
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
         """Wait until ``event`` is set (True) or ``seconds`` of clock time pass (False)."""
         ...
@@ -22,6 +26,9 @@ class Clock(Protocol):
 class RealClock:
     def now(self) -> float:
         return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
 
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
         if seconds is not None and seconds <= 0:
@@ -37,13 +44,17 @@ class RealClock:
 class FakeClock:
     """A clock that only moves when :meth:`advance` is called; waiters wake at their deadlines."""
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = 1000.0, epoch: float = 1_767_225_600.0) -> None:
         self._now = start
+        self._epoch = epoch - start  # wall() is ``epoch`` (2026-01-01) at the start
         self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> float:
+        return self._epoch + self._now
 
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
         if event.is_set():

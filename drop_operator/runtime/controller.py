@@ -1,8 +1,10 @@
 """The reconcile loop: informer events -> workqueue of keys -> N workers calling ``reconcile(key)``.
 
 A reconcile returns ``None``/``Result()`` (done: backoff forgotten), ``Result(requeue_after=s)``
-(check again later), or raises: the exception is logged with its key, counted, and the key retried
-with the rate limiter. Nothing a reconciler does can kill the worker or the process.
+(check again in ``s`` > 0 seconds), ``Result.retry(reason)`` (a failure it handled: counted as an
+error, logged as a warning with the reason, the key retried with the rate limiter), or raises: the
+exception is logged with its traceback and key, counted, and the key retried with the rate limiter.
+Nothing a reconciler does can kill the worker or the process.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -21,7 +23,7 @@ from drop_operator.runtime import metrics
 from drop_operator.runtime.clock import Clock
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.predicates import Predicate
-from drop_operator.runtime.resource import object_key
+from drop_operator.runtime.resources import object_key
 from drop_operator.runtime.workqueue import WorkQueue
 
 log = structlog.get_logger(__name__)
@@ -31,12 +33,34 @@ Obj = dict[str, Any]
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of a successful reconcile; ``requeue_after`` seconds schedules another pass."""
+    """Outcome of a reconcile that did not raise.
+
+    ``requeue_after`` (seconds, > 0) schedules another pass and forgets the backoff; zero or a
+    negative value is a ``ValueError`` rather than a silent rate-limited requeue. ``retry_reason``
+    (made by :meth:`retry`) asks for a rate-limited retry, as an exception would, without one.
+    """
 
     requeue_after: float | None = None
+    retry_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.requeue_after is not None and not self.requeue_after > 0:
+            raise ValueError(
+                f"requeue_after must be > 0 seconds, got {self.requeue_after!r}; "
+                "use Result.retry(reason) for a rate-limited retry"
+            )
+        if self.requeue_after is not None and self.retry_reason is not None:
+            raise ValueError("a result either requeues after a delay or retries with backoff, not both")
+
+    @classmethod
+    def retry(cls, reason: str) -> Result:
+        """A failure the reconciler handled (e.g. some child writes failed): retry with backoff."""
+        return cls(retry_reason=reason)
 
 
 Reconcile = Callable[[str], Awaitable[Result | None]]
+EventType = Literal["add", "update", "delete"]
+ALL_EVENTS: tuple[EventType, ...] = ("add", "update", "delete")
 
 
 def controller_owner_key(obj: Obj, owner_kind: str, *, owner_namespaced: bool = False) -> str | None:
@@ -71,7 +95,7 @@ class Controller:
         self._errors = metrics.RECONCILE_ERRORS.labels(controller=name)
         self._results = {
             r: metrics.RECONCILE_TOTAL.labels(controller=name, result=r)
-            for r in ("success", "error", "requeue", "requeue_after")
+            for r in ("success", "error", "requeue_after")
         }
         metrics.MAX_CONCURRENT.labels(controller=name).set(workers)
         self._active.set(0)
@@ -80,9 +104,6 @@ class Controller:
 
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
-
-    def enqueue_after(self, key: str, delay: float) -> None:
-        self.queue.add_after(key, delay)
 
     def watch_for(self, informer: Informer, *, predicates: Sequence[Predicate] = ()) -> None:
         """Reconcile an object of the informer's kind under its own key."""
@@ -114,8 +135,13 @@ class Controller:
         map_fn: Callable[[Obj], Iterable[str]],
         *,
         predicates: Sequence[Predicate] = (),
+        events: Collection[EventType] = ALL_EVENTS,
     ) -> None:
-        """Reconcile the keys ``map_fn`` returns for each changed object (old and new state)."""
+        """Reconcile the keys ``map_fn`` returns for each changed object (old and new state).
+
+        ``events`` limits which informer events count (controller-runtime's per-event predicate
+        funcs): for example only updates and deletes, when an add never means anything happened.
+        """
 
         def passes(old: Obj | None, new: Obj) -> bool:
             return all(p(old, new) for p in predicates)
@@ -126,15 +152,19 @@ class Controller:
 
         def on_update(old: Obj, new: Obj) -> None:
             if passes(old, new):
-                keys = list(map_fn(new))
-                keys.extend(k for k in map_fn(old) if k not in keys)
+                keys = dict.fromkeys(map_fn(new))
+                keys.update(dict.fromkeys(map_fn(old)))
                 self._enqueue_all(keys)
 
         def on_delete(obj: Obj) -> None:
             if passes(None, obj):
                 self._enqueue_all(map_fn(obj))
 
-        informer.add_handler(on_add=on_add, on_update=on_update, on_delete=on_delete)
+        informer.add_handler(
+            on_add=on_add if "add" in events else None,
+            on_update=on_update if "update" in events else None,
+            on_delete=on_delete if "delete" in events else None,
+        )
 
     def _enqueue_all(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -200,14 +230,19 @@ class Controller:
                 log.exception("reconcile failed", retries=self.queue.num_requeues(key))
                 self.queue.add_rate_limited(key)
             else:
-                if result is not None and result.requeue_after is not None:
-                    if result.requeue_after > 0:
-                        self._results["requeue_after"].inc()
-                        self.queue.forget(key)
-                        self.queue.add_after(key, result.requeue_after)
-                    else:
-                        self._results["requeue"].inc()
-                        self.queue.add_rate_limited(key)
+                if result is not None and result.retry_reason is not None:
+                    self._errors.inc()
+                    self._results["error"].inc()
+                    log.warning(
+                        "reconcile will retry",
+                        reason=result.retry_reason,
+                        retries=self.queue.num_requeues(key),
+                    )
+                    self.queue.add_rate_limited(key)
+                elif result is not None and result.requeue_after is not None:
+                    self._results["requeue_after"].inc()
+                    self.queue.forget(key)
+                    self.queue.add_after(key, result.requeue_after)
                 else:
                     self._results["success"].inc()
                     self.queue.forget(key)

@@ -49,8 +49,3 @@ class ApiError(Exception):
     def gone(self) -> bool:
         """The resourceVersion asked for is older than what the server keeps (410): re-list."""
         return self.status == 410 or self.reason in ("Expired", "Gone")
-
-    @property
-    def transient(self) -> bool:
-        """Worth retrying unchanged: no response, throttled, or a server-side failure."""
-        return self.status in {0, 429} or self.status >= 500

@@ -31,7 +31,7 @@ from drop_operator.runtime import metrics
 from drop_operator.runtime.backoff import Backoff
 from drop_operator.runtime.client import KubeClient
 from drop_operator.runtime.errors import ApiError
-from drop_operator.runtime.resource import Resource, object_key
+from drop_operator.runtime.resources import Resource, object_key
 
 log = structlog.get_logger(__name__)
 
@@ -136,6 +136,17 @@ class Informer:
         self._index_values[name] = {}
         for key, obj in self._store.items():
             self._index_add(name, key, obj)
+
+    def ensure_index(self, name: str, fn: IndexFunc) -> None:
+        """Add index ``name`` unless this very function already backs it (idempotent).
+
+        Informers are shared between controllers, so several setups may ask for the same index;
+        a *different* function under a taken name is a conflict and raises ``ValueError``.
+        """
+        existing = self._index_funcs.get(name)
+        if existing is fn:
+            return
+        self.add_index(name, fn)
 
     def add_handler(
         self,

@@ -23,7 +23,7 @@ from drop_operator.runtime.events import EventRecorder
 from drop_operator.runtime.health import HealthServer, LoopHeartbeat
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.leaderelection import LeaderElector, LeadershipLostError
-from drop_operator.runtime.resource import Resource
+from drop_operator.runtime.resources import Resource
 
 log = structlog.get_logger(__name__)
 
@@ -123,10 +123,6 @@ class Manager:
     @property
     def informers(self) -> list[Informer]:
         return list(self._informers.values())
-
-    @property
-    def controllers(self) -> list[Controller]:
-        return list(self._controllers.values())
 
     # -- checks ----------------------------------------------------------------------------------
 

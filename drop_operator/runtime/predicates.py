@@ -39,10 +39,6 @@ def labels_changed(old: Obj | None, new: Obj) -> bool:
     return old is None or (_meta(old).get("labels") or {}) != (_meta(new).get("labels") or {})
 
 
-def annotations_changed(old: Obj | None, new: Obj) -> bool:
-    return old is None or (_meta(old).get("annotations") or {}) != (_meta(new).get("annotations") or {})
-
-
 def resource_version_changed(old: Obj | None, new: Obj) -> bool:
     """Drops periodic resync replays (same object twice) but keeps every real change."""
     return old is None or _meta(old).get("resourceVersion") != _meta(new).get("resourceVersion")
@@ -51,12 +47,5 @@ def resource_version_changed(old: Obj | None, new: Obj) -> bool:
 def any_of(*predicates: Predicate) -> Predicate:
     def combined(old: Obj | None, new: Obj) -> bool:
         return any(p(old, new) for p in predicates)
-
-    return combined
-
-
-def all_of(*predicates: Predicate) -> Predicate:
-    def combined(old: Obj | None, new: Obj) -> bool:
-        return all(p(old, new) for p in predicates)
 
     return combined

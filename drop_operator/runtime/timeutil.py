@@ -12,8 +12,3 @@ def now_utc() -> dt.datetime:
 def micro_time(when: dt.datetime | None = None) -> str:
     """``MicroTime`` as the API expects it: RFC 3339 with microseconds, UTC."""
     return (when or now_utc()).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def rfc3339(when: dt.datetime | None = None) -> str:
-    """``Time``: RFC 3339 with second precision, UTC."""
-    return (when or now_utc()).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

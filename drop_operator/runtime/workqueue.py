@@ -218,10 +218,6 @@ class WorkQueue:
             return False
         return True
 
-    @property
-    def shutting_down(self) -> bool:
-        return self._shutting_down
-
     def __len__(self) -> int:
         return len(self._queue)
 

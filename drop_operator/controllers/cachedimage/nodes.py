@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from drop_operator.api import Toleration
+from drop_operator.controllers.common import raw_condition
 
 __all__ = [
     "NOT_READY_TAINT",
@@ -65,9 +66,9 @@ def tolerates(tolerations: Sequence[Toleration], taint: Obj) -> bool:
 
 def readiness(node: Obj) -> str:
     """The Ready condition's status: ``True``, ``False`` or ``Unknown`` (also when not reported yet)."""
-    for cond in (node.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == "Ready":
-            return str(cond.get("status") or "Unknown")
+    ready = raw_condition(node, "Ready")
+    if ready is not None:
+        return str(ready.get("status") or "Unknown")
     return "Unknown" if (node.get("status") or {}).get("conditions") else "False"
 
 
@@ -96,7 +97,7 @@ def is_target(node: Obj, node_selector: Mapping[str, str], tolerations: Sequence
 
 
 def _has_ready_condition(node: Obj) -> bool:
-    return any(c.get("type") == "Ready" for c in (node.get("status") or {}).get("conditions") or ())
+    return raw_condition(node, "Ready") is not None
 
 
 def select_targets(

@@ -8,7 +8,7 @@ The limits (all counted over *pulls in flight*, i.e. pull pods not yet finished)
 * ``maxPullsPerNode`` per node across the images of the policy,
 * ``minDelayBetweenPulls`` between two pull starts under the policy (so also of one image).
 
-The counts come from the Pod informer, which may lag behind the API server. :class:`PolicyGate`
+The counts come from the Pod informer, which may lag behind the API server. :class:`PoolGate`
 closes that gap: admission for one policy is serialized by its lock, and every pod created is
 recorded in the gate's ledger *before* the create call and stays counted until the informer has
 seen it. A reconcile running on a stale cache therefore still sees every pull the operator started,
@@ -20,25 +20,30 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from drop_operator.api import DEFAULT_PULL_POLICY, PullPolicySpec, parse_duration
+from drop_operator.runtime.memory import Expectations
 
 __all__ = [
     "DEFAULT_POOL",
+    "LEDGER_TTL",
     "Admission",
     "Pacing",
     "PendingPull",
-    "PolicyGate",
-    "PolicyGates",
+    "PoolGate",
+    "PoolGates",
     "backoff_delay",
-    "plan_admission",
+    "decide_admission",
     "repull_due",
 ]
 
 #: Pool key of the images without ``pullPolicyRef`` (a PullPolicy name is never empty).
 DEFAULT_POOL = ""
+#: Seconds a created pod stays counted while the informer has not shown it. Only guards against a
+#: pod created and deleted again before the informer saw it; it normally shows within milliseconds.
+LEDGER_TTL = 120.0
 
 
 @dataclass(frozen=True)
@@ -105,12 +110,12 @@ class Admission:
     """``maxConcurrentNodes``, ``maxConcurrentPulls``, ``maxPullsPerNode`` or ``minDelayBetweenPulls``."""
 
 
-def plan_admission(
+def decide_admission(
     candidates: Sequence[str],
     pacing: Pacing,
     *,
     image_in_flight: int,
-    policy_in_flight: int,
+    pool_in_flight: int,
     node_in_flight: Mapping[str, int],
     last_start: float | None,
     now: float,
@@ -125,7 +130,7 @@ def plan_admission(
         return Admission([])
     if image_in_flight >= pacing.max_concurrent_nodes:
         return Admission([], blocked_by="maxConcurrentNodes")
-    if policy_in_flight >= pacing.max_concurrent_pulls:
+    if pool_in_flight >= pacing.max_concurrent_pulls:
         return Admission([], blocked_by="maxConcurrentPulls")
     if pacing.min_delay > 0 and last_start is not None and now - last_start < pacing.min_delay:
         return Admission(
@@ -133,7 +138,7 @@ def plan_admission(
         )
     room = min(
         pacing.max_concurrent_nodes - image_in_flight,
-        pacing.max_concurrent_pulls - policy_in_flight,
+        pacing.max_concurrent_pulls - pool_in_flight,
         1 if pacing.min_delay > 0 else len(candidates),
     )
     start: list[str] = []
@@ -163,53 +168,48 @@ class PendingPull:
     created: float
 
 
-@dataclass
-class PolicyGate:
-    """Admission state of one pool: the lock, the ledger of unseen pods, the last start."""
+class PoolGate:
+    """Admission state of one pool: the lock, the ledger of unseen pods, the last start.
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pending: dict[str, PendingPull] = field(default_factory=dict)
-    last_start: float | None = None
+    The ledger is an :class:`~drop_operator.runtime.memory.Expectations` of pod names: a pod is
+    counted from it until the informer shows it (then the cache counts it) or :data:`LEDGER_TTL`.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.lock = asyncio.Lock()
+        self.pending: Expectations[PendingPull] = Expectations(LEDGER_TTL, clock)
+        self.last_start: float | None = None
 
     def record(self, pull: PendingPull) -> None:
-        self.pending[pull.name] = pull
+        self.pending.expect(pull.name, pull)
         self.last_start = pull.created
 
     def forget(self, name: str) -> None:
-        self.pending.pop(name, None)
+        self.pending.observe(name)
 
-    def unseen(self, seen: Callable[[str], bool], now: float, ttl: float) -> list[PendingPull]:
-        """Ledger entries still not in the cache; entries older than ``ttl`` are dropped.
-
-        The ttl only guards against a pod that was created and deleted again before the informer
-        saw it; the informer normally reports a pod within milliseconds.
-        """
-        out: list[PendingPull] = []
-        for name, pull in list(self.pending.items()):
-            if seen(name) or now - pull.created > ttl:
-                del self.pending[name]
-            else:
-                out.append(pull)
-        return out
+    def unseen(self, seen: Callable[[str], bool]) -> list[PendingPull]:
+        """Ledger entries the cache does not show yet (``seen`` asks it), younger than the ttl."""
+        return list(self.pending.pending(seen).values())
 
 
-class PolicyGates:
-    """One :class:`PolicyGate` per pool, created on first use."""
+class PoolGates:
+    """One :class:`PoolGate` per pool, created on first use."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._gates: dict[str, PolicyGate] = {}
+        self._gates: dict[str, PoolGate] = {}
         self.clock = clock
 
-    def gate(self, pool: str) -> PolicyGate:
+    def gate(self, pool: str) -> PoolGate:
         found = self._gates.get(pool)
         if found is None:
-            found = self._gates[pool] = PolicyGate()
+            found = self._gates[pool] = PoolGate(self.clock)
         return found
 
-    def seen(self, name: str) -> None:
-        """The informer reported pod ``name``: it is counted from the cache from now on."""
+    def observe(self, name: str) -> None:
+        """The cache showed pod ``name``: it is counted from the cache (or gone) from now on.
+
+        Without this, a pod that finished and was deleted before the next admission check in its
+        pool would stay in the ledger, taking a slot, until the ttl.
+        """
         for gate in self._gates.values():
             gate.forget(name)
-
-    def pools(self) -> Iterable[str]:
-        return self._gates.keys()

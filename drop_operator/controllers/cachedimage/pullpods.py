@@ -24,14 +24,21 @@ Outcome rules, in kubelet order (it pulls the image *before* it creates the cont
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Literal
 
 from drop_operator.api import API_VERSION, LocalObjectReference, Toleration
+from drop_operator.controllers.common import (
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    label_value,
+    meta,
+    parse_time,
+    short_hash,
+)
 
 __all__ = [
     "ANNOTATION_IMAGE",
@@ -40,25 +47,20 @@ __all__ = [
     "COMPONENT",
     "LABEL_COMPONENT",
     "LABEL_IMAGE",
-    "LABEL_MANAGED_BY",
     "LABEL_NODE",
     "LABEL_POOL",
     "LABEL_REFERENCE",
-    "MANAGED_BY",
     "PULL_FAILURE_REASONS",
     "Outcome",
     "PodRequest",
+    "PullPod",
     "build_pull_pod",
     "is_active",
-    "label_value",
     "outcome",
     "pod_node",
     "pull_pod_name",
-    "short_hash",
 ]
 
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "drop-operator"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 COMPONENT = "image-pull"
 LABEL_IMAGE = "drop.corewire.io/cachedimage"
@@ -94,20 +96,6 @@ _UNAUTHORIZED = re.compile(
     r"|pull access denied|insufficient_scope|authorization failed|requested access to the resource is denied",
     re.I,
 )
-_LABEL_MAX = 63
-
-
-def short_hash(*parts: str, length: int = 10) -> str:
-    """Hex digest prefix of the parts (joined unambiguously); stable across processes."""
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
-
-
-def label_value(value: str) -> str:
-    """``value`` if it is a valid label value, else a readable prefix plus a hash (<= 63 chars)."""
-    if len(value) <= _LABEL_MAX and re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?", value):
-        return value
-    prefix = re.sub(r"[^-A-Za-z0-9_.]", "-", value)[:52].strip("-_.")
-    return f"{prefix}-{short_hash(value)}" if prefix else short_hash(value)
 
 
 def pull_pod_name(image_name: str, image_uid: str, reference: str, node: str) -> str:
@@ -273,15 +261,6 @@ class Outcome:
     finished: datetime | None = None
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
 def _digest(image_id: Any) -> str | None:
     """``sha256:...`` from a containerStatus imageID such as ``docker.io/library/x@sha256:...``."""
     if isinstance(image_id, str) and "@" in image_id:
@@ -306,12 +285,12 @@ def outcome(pod: Mapping[str, Any]) -> Outcome:
     digest = _digest(main[0].get("imageID")) if main else None
     if phase == "Succeeded":
         terminated = (main[0].get("state") or {}).get("terminated") or {} if main else {}
-        return Outcome("pulled", "Pulled", digest=digest, finished=_parse_time(terminated.get("finishedAt")))
+        return Outcome("pulled", "Pulled", digest=digest, finished=parse_time(terminated.get("finishedAt")))
     for cs in main:
         state = cs.get("state") or {}
         if "terminated" in state:  # the container was created, so its image is present
             term = state["terminated"] or {}
-            return Outcome("pulled", "Pulled", digest=digest, finished=_parse_time(term.get("finishedAt")))
+            return Outcome("pulled", "Pulled", digest=digest, finished=parse_time(term.get("finishedAt")))
         waiting = state.get("waiting") or {}
         reason = str(waiting.get("reason") or "")
         message = str(waiting.get("message") or "")
@@ -336,3 +315,41 @@ def outcome(pod: Mapping[str, Any]) -> Outcome:
             return Outcome("failed", "Timeout", message[:1024] or "pull did not finish before pullTimeout")
         return Outcome("failed", _failure_reason(reason, message), message[:1024])
     return Outcome("pending")
+
+
+@dataclass(frozen=True)
+class PullPod:
+    """A pull pod as one pass reads it: parsed once, then passed to the pure core."""
+
+    obj: Mapping[str, Any]
+    """The pod as the informer holds it (for deletes with a uid precondition)."""
+    name: str
+    namespace: str | None
+    uid: str
+    deleting: bool
+    node: str
+    reference: str | None
+    """The image reference the pod pulls (its annotation)."""
+    created: float
+    """Unix seconds (``creationTimestamp``; the parse time when the server has not set it)."""
+    outcome: Outcome
+
+    @classmethod
+    def parse(cls, pod: Mapping[str, Any], *, now: float) -> PullPod:
+        metadata = meta(pod)
+        created = metadata.creation_timestamp
+        return cls(
+            obj=pod,
+            name=metadata.name,
+            namespace=metadata.namespace,
+            uid=metadata.uid or "",
+            deleting=metadata.deleting,
+            node=pod_node(pod),
+            reference=metadata.annotations.get(ANNOTATION_REFERENCE),
+            created=created.timestamp() if created is not None else now,
+            outcome=outcome(pod),
+        )
+
+    def timed_out(self, message: str) -> PullPod:
+        """This pod with a ``Timeout`` failure: the operator's deadline passed without a result."""
+        return replace(self, outcome=Outcome("failed", "Timeout", message))

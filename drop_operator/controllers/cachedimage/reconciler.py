@@ -1,17 +1,17 @@
 """CachedImage -> paced pull pods on the target nodes, results recorded, finished pods deleted.
 
-One pass over an image:
+The shell of a pass; the decisions are the pure functions of :mod:`.decide`. One pass over an image:
 
-1. Read the image's pull pods from the Pod informer. A finished pod's result is recorded (success
-   -> node cached; failure -> per-node backoff and ``recentFailures``), *then* the pod is deleted.
-   A pod still unfinished past ``pullTimeout`` (plus slack) is a ``Timeout`` even if no kubelet
-   enforced ``activeDeadlineSeconds`` (a Pending pod on a dead node never starts its deadline).
-2. Classify every target node: pulling, cached (and not due for a re-pull), failing (in backoff),
-   or a candidate.
-3. Under the pool's lock, count pulls in flight (informer + ledger of unseen creations) and start
-   what :func:`~.pacing.plan_admission` allows.
-4. Write status and the cached-nodes annotation only when they changed, emit transition Events,
-   and ask to be called again when the next timer (backoff, min delay, deadline, re-pull) is due.
+1. **Parse** the image (``CachedImage``) and its pull pods (:class:`~.pullpods.PullPod`) once.
+2. **Recall** its memory (:class:`~.state.ImageState`, rebuilt from the object when new).
+3. **Decide**: :func:`~.decide.read_pulls` sorts the pods; a finished pod's result is recorded
+   (success -> node cached; failure -> per-node backoff and ``recentFailures``).
+   :func:`~.decide.classify_nodes` says which target nodes need a pull.
+4. **Apply**: under the pool's lock, count pulls in flight (informer + ledger of unseen creations)
+   and create the pods :func:`~.pacing.decide_admission` allows.
+5. **Status** and the cached-nodes annotation are written only when they changed, with transition
+   Events; finished pods are deleted once their result is stored in the object.
+6. **Requeue** when the next timer (backoff, min delay, deadline, re-pull) is due.
 
 Nothing here blocks on a full pool: the pass ends, and a pod finishing anywhere in the pool wakes
 the images that were waiting for room.
@@ -19,48 +19,53 @@ the images that were waiting for room.
 
 from __future__ import annotations
 
-import contextlib
 import random
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from drop_operator.api import CachedImage, CachedImageStatus, PullPolicy, format_duration, utcnow
+from drop_operator.api import CachedImage, CachedImageStatus, PullPolicy
 from drop_operator.controllers.cachedimage import metrics, nodecache
-from drop_operator.controllers.cachedimage.nodes import node_images, node_name, select_targets
+from drop_operator.controllers.cachedimage.decide import (
+    NodeClasses,
+    Pulls,
+    classify_nodes,
+    count_nodes,
+    read_pulls,
+    rollout_event,
+)
+from drop_operator.controllers.cachedimage.nodes import node_name, select_targets
 from drop_operator.controllers.cachedimage.pacing import (
     DEFAULT_POOL,
     Admission,
     Pacing,
     PendingPull,
-    PolicyGates,
-    plan_admission,
-    repull_due,
+    PoolGates,
+    decide_admission,
 )
 from drop_operator.controllers.cachedimage.pullpods import (
-    ANNOTATION_REFERENCE,
     COMPONENT,
     LABEL_COMPONENT,
     LABEL_POOL,
-    Outcome,
     PodRequest,
+    PullPod,
     build_pull_pod,
     is_active,
-    label_value,
-    outcome,
     pod_node,
 )
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts, build_status
+from drop_operator.controllers.common import label_value, meta
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
-from drop_operator.runtime import ApiError, EventRecorder, Informer, Result
+from drop_operator.runtime import ApiError, EventRecorder, Informer, KubeClient, Result
+from drop_operator.runtime.clock import Clock, RealClock
 from drop_operator.runtime.logging import get_logger
+from drop_operator.runtime.memory import KeyedMemory
 from drop_operator.runtime.resources import PODS
 
-__all__ = ["OWNER_INDEX", "POLICY_INDEX", "POOL_INDEX", "CachedImageReconciler", "pool_of"]
+__all__ = ["OWNER_INDEX", "POOL_INDEX", "CachedImageReconciler", "is_pull_pod", "pool_label", "pool_of"]
 
 log = get_logger(__name__)
 
@@ -70,40 +75,28 @@ OWNER_INDEX = "cachedimage.owner-uid"
 """Pods by the uid of their controlling CachedImage."""
 POOL_INDEX = "cachedimage.pool"
 """Pull pods by the (label form of the) pool they were admitted under."""
-POLICY_INDEX = "cachedimage.pullpolicy"
-"""CachedImages by the name of the PullPolicy they reference."""
 
-
-def deadline_slack(pull_timeout: float) -> float:
-    """Time past ``pullTimeout`` before the operator itself calls a pull timed out (1..10 s).
-
-    The kubelet enforces ``activeDeadlineSeconds`` first when it can; the slack leaves it room to.
-    """
-    return min(10.0, max(1.0, 0.2 * pull_timeout))
-
-
-LEDGER_TTL = 120.0
 FLUSH_INTERVAL = 10.0
 """At most one cached-nodes annotation write per image per interval while pulls go on."""
 POOL_RECHECK = 5.0
 """Fallback re-check of an image waiting for room in its pool (pod events normally wake it first)."""
+MIN_REQUEUE = 0.05
+"""Shortest requeue asked for, so a timer due right now never becomes a busy loop."""
 
 
-def pool_of(obj: Obj) -> str:
-    ref = ((obj.get("spec") or {}).get("pullPolicyRef") or {}).get("name")
-    return str(ref) if ref else DEFAULT_POOL
-
-
-def _created(pod: Obj) -> float:
-    raw = (pod.get("metadata") or {}).get("creationTimestamp")
-    if isinstance(raw, str):
-        with contextlib.suppress(ValueError):
-            return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    return time.time()
+def pool_of(image: CachedImage) -> str:
+    """The pacing pool of an image: its PullPolicy's name, or the shared default pool."""
+    ref = image.spec.pull_policy_ref
+    return ref.name if ref is not None else DEFAULT_POOL
 
 
 def is_pull_pod(pod: Obj) -> bool:
-    return ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_COMPONENT) == COMPONENT
+    return meta(pod).labels.get(LABEL_COMPONENT) == COMPONENT
+
+
+def pool_label(pod: Obj) -> str:
+    """The (label form of the) pool a pull pod was admitted under."""
+    return meta(pod).labels.get(LABEL_POOL, "")
 
 
 class CachedImageReconciler:
@@ -111,7 +104,7 @@ class CachedImageReconciler:
 
     def __init__(
         self,
-        client: Any,
+        client: KubeClient,
         settings: OperatorSettings,
         *,
         images: Informer,
@@ -119,9 +112,7 @@ class CachedImageReconciler:
         nodes: Informer,
         pods: Informer,
         recorder: EventRecorder | None,
-        enqueue: Callable[[str], None] = lambda key: None,
-        wall: Callable[[], float] = time.time,
-        mono: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.client = client
@@ -131,12 +122,10 @@ class CachedImageReconciler:
         self.nodes = nodes
         self.pods = pods
         self.recorder = recorder
-        self.enqueue = enqueue
-        self.wall = wall
-        self.mono = mono
+        self.clock = clock or RealClock()
         self.rand = rand
-        self.gates = PolicyGates(mono)
-        self.states: dict[str, ImageState] = {}
+        self.gates = PoolGates(self.clock.now)
+        self.states: KeyedMemory[ImageState] = KeyedMemory()
         self.waiting: dict[str, set[str]] = {}
         self.totals = metrics.NodeTotals()
         metrics.PULLS_IN_FLIGHT.set_function(self.pulls_in_flight)
@@ -146,17 +135,18 @@ class CachedImageReconciler:
     def pulls_in_flight(self) -> float:
         return float(sum(1 for p in self.pods.list() if is_pull_pod(p) and is_active(p)))
 
-    def on_pod_seen(self, pod: Obj) -> None:
-        self.gates.seen(str((pod.get("metadata") or {}).get("name") or ""))
+    def take_waiting(self, pod: Obj) -> list[str]:
+        """A pull of some pool ended: the images waiting for room in that pool, which stop waiting.
 
-    def wake_pool(self, pod: Obj) -> None:
-        """A pull of some pool ended: give the images waiting for room in that pool a pass."""
-        label = ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_POOL, "")
+        The map function of the pull-ended watch: the controller enqueues what it returns.
+        """
+        label = pool_label(pod)
+        woken: list[str] = []
         for pool, keys in list(self.waiting.items()):
             if label_value(pool) == label:
-                for key in keys:
-                    self.enqueue(key)
+                woken.extend(keys)
                 keys.clear()
+        return woken
 
     # -- reconcile ---------------------------------------------------------------------------------
 
@@ -165,149 +155,124 @@ class CachedImageReconciler:
         if obj is None:
             self._forget(key)
             return None
-        image = CachedImage.from_obj(obj)
+        image = CachedImage.from_obj(obj)  # parse once
         if image.metadata.deleting:
             self._forget(key)  # the garbage collector removes the pods with it
             return None
-
-        pool = pool_of(obj)
-        pacing, policy_problem = self._pacing(pool)
-        state = self._state(key, image, pacing)
-        now = self.wall()
-        wakeups: list[float] = []
-
+        pool = pool_of(image)
+        pacing, pull_policy_problem = self._pacing(pool)
+        state = self._recall(key, image, pacing)  # recall
+        now = self.clock.wall()
         all_nodes = self.nodes.list()
         targets = select_targets(all_nodes, image.spec.node_selector, image.spec.tolerations)
         state.prune({node_name(n) for n in all_nodes})
 
-        # 1. results of finished pods (deleted in step 4, once the result is stored)
-        active: dict[str, Obj] = {}
-        failed_pods: list[Obj] = []
-        pulled_pods: list[Obj] = []
-        image_in_flight = 0
-        pods = [p for p in self.pods.by_index(OWNER_INDEX, image.metadata.uid or "") if is_pull_pod(p)]
-        live_uids = set()
-        for pod in pods:
-            meta = pod.get("metadata") or {}
-            uid = str(meta.get("uid") or "")
-            live_uids.add(uid)
-            if meta.get("deletionTimestamp"):
-                continue
-            on_node = pod_node(pod)
-            current = (meta.get("annotations") or {}).get(ANNOTATION_REFERENCE) == image.reference
-            result = outcome(pod)
-            if result.state == "pending":
-                deadline = _created(pod) + pacing.pull_timeout + deadline_slack(pacing.pull_timeout)
-                if now < deadline:
-                    if current:
-                        active[on_node] = pod
-                        image_in_flight += 1
-                        wakeups.append(deadline - now)
-                    else:
-                        await self._delete(pod)  # the reference changed: this pull is moot
-                    continue
-                result = Outcome(
-                    "failed",
-                    "Timeout",
-                    f"no result within pullTimeout {format_duration(pacing.pull_timeout)}",
-                )
-            if current and uid not in state.recorded:
-                self._record(obj, state, pod, node=on_node, result=result, pacing=pacing)
-                state.recorded.add(uid)
-            (pulled_pods if result.state == "pulled" else failed_pods).append(pod)
-        state.recorded &= live_uids
-
-        # 2. classify target nodes
-        reported = self._reported_images(image.reference)
-        candidates_fresh: list[str] = []
-        candidates_retry: list[tuple[float, str]] = []
-        candidates_repull: list[tuple[float, str]] = []
-        cached = failed = 0
-        failing_nodes: set[str] = set()
-        for name, node in targets.items():
-            if name in active:
-                continue
-            nkey = nodecache.node_key(name)
-            pulled_at = state.cached.get(nkey)
-            if (
-                pulled_at is None
-                and image.spec.image_pull_policy == "IfNotPresent"
-                and reported & node_images(node)
-            ):
-                pulled_at = state.cached[nkey] = now
-            if pulled_at is not None:
-                cached += 1
-                if pacing.repull_interval:
-                    due = repull_due(pulled_at, pacing.repull_interval, int(nkey, 16))
-                    if due <= now:
-                        candidates_repull.append((pulled_at, name))
-                    else:
-                        wakeups.append(due - now)
-                continue
-            failure = state.failures.get(name)
-            if failure is not None:
-                failed += 1
-                failing_nodes.add(name)
-                if failure.retry_at <= now:
-                    candidates_retry.append((failure.retry_at, name))
-                else:
-                    wakeups.append(failure.retry_at - now)
-                continue
-            candidates_fresh.append(name)
-        candidates = (
-            sorted(candidates_fresh, key=nodecache.node_key)
-            + [n for _, n in sorted(candidates_retry)]
-            + [n for _, n in sorted(candidates_repull)]
+        pulls = await self._settle_pulls(obj, image, state, pacing, now)  # decide + record results
+        classes = classify_nodes(
+            targets,
+            state,
+            pulling=pulls.active.keys(),
+            reference=image.reference,
+            image_pull_policy=image.spec.image_pull_policy,
+            pacing=pacing,
+            now=now,
         )
+        state.cached.update(dict.fromkeys(classes.reported, now))
+        wakeups = pulls.wakeups + classes.wakeups
 
-        # 3. admission
-        started: list[str] = []
-        admission = Admission([])
-        if candidates and policy_problem is None:
-            admission, started = await self._admit(
-                obj, image, pool=pool, pacing=pacing, candidates=candidates, image_in_flight=image_in_flight
+        started: list[str] = []  # apply
+        if classes.candidates and pull_policy_problem is None:
+            started, wakeup = await self._start_pulls(
+                key, obj, image, pool=pool, pacing=pacing, classes=classes, pulls=pulls
             )
-            if admission.retry_after is not None:
-                wakeups.append(admission.retry_after)
-            if admission.blocked_by in ("maxConcurrentPulls", "maxPullsPerNode"):
-                self.waiting.setdefault(pool, set()).add(key)
-                wakeups.append(POOL_RECHECK)
-        for name in started:
-            if name in state.failures:
-                failed -= 1
-                failing_nodes.discard(name)
-            elif name in targets and nodecache.node_key(name) in state.cached:
-                cached -= 1  # a re-pull: counted as pulling until it finishes
+            wakeups += wakeup
+        counts = count_nodes(targets.keys(), classes, state, pulling=pulls.active.keys(), started=started)
+        self.totals.set(key, {s: getattr(counts, s) for s in metrics.STATES})
 
-        pulling = sum(1 for n in active if n in targets) + len(started)
-        counts = NodeCounts(target=len(targets), cached=cached, pulling=pulling, failed=failed)
-        self.totals.set(
-            key,
-            {
-                "cached": counts.cached,
-                "pulling": counts.pulling,
-                "failed": counts.failed,
-                "pending": counts.pending,
-            },
+        state.rolling_out, reason, note = rollout_event(
+            state.rolling_out, counts, started=bool(started), reference=image.reference
         )
+        if reason is not None and note is not None:
+            self._event(obj, "Normal", reason, note, "Pull")
+        await self._write_status(  # status, only if changed
+            obj,
+            image,
+            state,
+            counts=counts,
+            failing_nodes=classes.failing_nodes,
+            pull_policy_problem=pull_policy_problem,
+        )
+        wakeups += await self._clean_up(image, state, pulls, pulling_now=counts.pulling > 0)
+        return Result(requeue_after=max(MIN_REQUEUE, min(wakeups))) if wakeups else None  # next check
 
-        # 4. write back; a finished pod goes only once its result is stored in the object (status for
-        # failures, the cached-nodes annotation for successes), so a crash in between loses nothing.
-        self._transition_events(obj, image, state, counts=counts, started=started)
-        await self._write_status(
-            obj, image, state, counts=counts, failing_nodes=failing_nodes, policy_problem=policy_problem
+    # -- steps -------------------------------------------------------------------------------------
+
+    async def _settle_pulls(
+        self, obj: Obj, image: CachedImage, state: ImageState, pacing: Pacing, now: float
+    ) -> Pulls:
+        """Read the image's pull pods; record each new result (the pod is deleted in ``_clean_up``)."""
+        pods = [
+            PullPod.parse(p, now=now)
+            for p in self.pods.by_index(OWNER_INDEX, image.metadata.uid or "")
+            if is_pull_pod(p)
+        ]
+        for pod in pods:
+            self.gates.observe(pod.name)  # counted from the cache now, and until deleted
+        pulls = read_pulls(pods, reference=image.reference, pacing=pacing, now=now)
+        for pod in pulls.moot:
+            await self._delete(pod)  # the reference changed: this pull is moot
+        for pod in pulls.finished:
+            if pod.reference == image.reference and pod.uid not in state.recorded:
+                self._record(obj, state, pod, pacing=pacing)
+                state.recorded.add(pod.uid)
+        state.recorded &= pulls.live_uids
+        return pulls
+
+    async def _start_pulls(
+        self,
+        key: str,
+        obj: Obj,
+        image: CachedImage,
+        *,
+        pool: str,
+        pacing: Pacing,
+        classes: NodeClasses,
+        pulls: Pulls,
+    ) -> tuple[list[str], list[float]]:
+        """Admit and create pull pods; returns the nodes started and when to look again."""
+        admission, started = await self._admit(
+            obj,
+            image,
+            pool=pool,
+            pacing=pacing,
+            candidates=classes.candidates,
+            image_in_flight=len(pulls.active),
         )
-        for pod in failed_pods:
-            await self._delete(pod)
-        flush_in = await self._flush_cached_nodes(obj, image, state, pulling_now=counts.pulling > 0)
-        if flush_in is not None:
-            wakeups.append(flush_in)
-        else:
-            for pod in pulled_pods:
+        wakeups = [admission.retry_after] if admission.retry_after is not None else []
+        if admission.blocked_by in ("maxConcurrentPulls", "maxPullsPerNode"):
+            self.waiting.setdefault(pool, set()).add(key)  # woken when a pull of the pool ends
+            wakeups.append(POOL_RECHECK)
+        return started, wakeups
+
+    async def _clean_up(
+        self, image: CachedImage, state: ImageState, pulls: Pulls, *, pulling_now: bool
+    ) -> list[float]:
+        """Delete finished pods once their result is stored in the object, so a crash loses nothing.
+
+        A failure is stored in status (written before this); a success in the cached-nodes
+        annotation, which is written at most every :data:`FLUSH_INTERVAL` while pulls go on:
+        until then the pulled pods stay, and the returned wakeup says when to flush.
+        """
+        for pod in pulls.finished:
+            if pod.outcome.state != "pulled":
                 await self._delete(pod)
-        if not wakeups:
-            return None
-        return Result(requeue_after=max(0.05, min(wakeups)))
+        flush_in = await self._flush_cached_nodes(image, state, pulling_now=pulling_now)
+        if flush_in is not None:
+            return [flush_in]
+        for pod in pulls.finished:
+            if pod.outcome.state == "pulled":
+                await self._delete(pod)
+        return []
 
     # -- pieces --------------------------------------------------------------------------------------
 
@@ -319,40 +284,33 @@ class CachedImageReconciler:
             return Pacing.default(), f"PullPolicy {pool!r} does not exist; no pulls start until it does"
         return Pacing.from_spec(PullPolicy.from_obj(obj).spec), None
 
-    def _state(self, key: str, image: CachedImage, pacing: Pacing) -> ImageState:
+    def _recall(self, key: str, image: CachedImage, pacing: Pacing) -> ImageState:
         """Memory for the image; rebuilt from the object when new, recreated, or re-referenced.
 
         Failures in status are used to seed backoff only for the same object and reference (a
         fresh process); a changed reference starts from nothing, as nothing is known about it.
         """
-        state = self.states.get(key)
         uid = image.metadata.uid or ""
-        if state is not None and state.uid == uid and state.reference == image.reference:
-            return state
-        fresh_process = state is None
-        recent = list(image.status.recent_failures) if fresh_process else []
-        state = ImageState.load(
-            uid,
-            image.reference,
-            image.metadata.annotations.get(nodecache.ANNOTATION),
-            recent=recent,
-            pacing=pacing,
-            rand=self.rand,
-        )
-        self.states[key] = state
-        return state
 
-    def _reported_images(self, reference: str) -> set[str]:
-        names = {reference}
-        if reference.startswith("docker.io/library/"):
-            names.add(reference.removeprefix("docker.io/library/"))
-        return names
+        def load(previous: ImageState | None) -> ImageState:
+            return ImageState.load(
+                uid,
+                image.reference,
+                image.metadata.annotations.get(nodecache.ANNOTATION),
+                recent=list(image.status.recent_failures) if previous is None else [],
+                pacing=pacing,
+                rand=self.rand,
+            )
 
-    def _record(
-        self, obj: Obj, state: ImageState, pod: Obj, *, node: str, result: Outcome, pacing: Pacing
-    ) -> None:
-        finished = result.finished or utcnow()
-        duration = max(0.0, finished.timestamp() - _created(pod))
+        return self.states.recall(key, (uid, image.reference), load)
+
+    def _utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.wall(), tz=UTC).replace(microsecond=0)
+
+    def _record(self, obj: Obj, state: ImageState, pod: PullPod, *, pacing: Pacing) -> None:
+        node, result = pod.node, pod.outcome
+        finished = result.finished or self._utcnow()
+        duration = max(0.0, finished.timestamp() - pod.created)
         if result.state == "pulled":
             metrics.PULL_DURATION.labels(result="pulled").observe(duration)
             if state.record_success(node, finished, result.digest):
@@ -365,7 +323,7 @@ class CachedImageReconciler:
             node,
             result.reason,
             result.message,
-            when=datetime.fromtimestamp(self.wall(), tz=UTC),
+            when=datetime.fromtimestamp(self.clock.wall(), tz=UTC),
             pacing=pacing,
             rand=self.rand(),
         )
@@ -379,7 +337,7 @@ class CachedImageReconciler:
             node=node,
             reason=result.reason,
             failures=failure.failures,
-            retry_in=round(failure.retry_at - self.wall(), 2),
+            retry_in=round(failure.retry_at - self.clock.wall(), 2),
         )
 
     async def _admit(
@@ -397,19 +355,17 @@ class CachedImageReconciler:
         started: list[str] = []
         async with gate.lock:
             pool_pods = [p for p in self.pods.by_index(POOL_INDEX, label_value(pool)) if is_active(p)]
-            unseen = gate.unseen(
-                lambda name: self.pods.get(f"{namespace}/{name}") is not None, self.mono(), LEDGER_TTL
-            )
+            unseen = gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None)
             node_in_flight = Counter(pod_node(p) for p in pool_pods)
             node_in_flight.update(p.node for p in unseen)
-            admission = plan_admission(
+            admission = decide_admission(
                 candidates,
                 pacing,
                 image_in_flight=image_in_flight + sum(1 for p in unseen if p.image == image.metadata.name),
-                policy_in_flight=len(pool_pods) + len(unseen),
+                pool_in_flight=len(pool_pods) + len(unseen),
                 node_in_flight=node_in_flight,
                 last_start=gate.last_start,
-                now=self.mono(),
+                now=self.clock.now(),
             )
             for node in admission.start:
                 request = PodRequest(
@@ -428,7 +384,7 @@ class CachedImageReconciler:
                 )
                 body = build_pull_pod(request)
                 name = body["metadata"]["name"]
-                gate.record(PendingPull(name, image.metadata.name, node, self.mono()))
+                gate.record(PendingPull(name, image.metadata.name, node, self.clock.now()))
                 try:
                     await self.client.create(PODS, body, namespace=namespace)
                 except ApiError as err:
@@ -443,37 +399,12 @@ class CachedImageReconciler:
                 started.append(node)
         return admission, started
 
-    async def _delete(self, pod: Obj) -> None:
-        meta = pod.get("metadata") or {}
+    async def _delete(self, pod: PullPod) -> None:
         try:
-            await self.client.delete(PODS, meta["name"], namespace=meta.get("namespace"), uid=meta.get("uid"))
+            await self.client.delete(PODS, pod.name, namespace=pod.namespace, uid=pod.uid or None)
         except ApiError as err:
             if err.status != 409:  # 409: precondition failed, a newer pod of that name exists
                 raise
-
-    def _transition_events(
-        self, obj: Obj, image: CachedImage, state: ImageState, *, counts: NodeCounts, started: list[str]
-    ) -> None:
-        if started and not state.rolling_out:
-            state.rolling_out = True
-            self._event(
-                obj,
-                "Normal",
-                "Pulling",
-                f"pulling {image.reference} onto {counts.target - counts.cached} of {counts.target} target nodes",
-                "Pull",
-            )
-        elif state.rolling_out and counts.cached >= counts.target:
-            state.rolling_out = False
-            self._event(
-                obj,
-                "Normal",
-                "Cached",
-                f"{image.reference} cached on all {counts.target} target nodes",
-                "Pull",
-            )
-        elif state.rolling_out and not counts.pulling and not counts.pending:
-            state.rolling_out = False  # only failing nodes left; their failures were reported
 
     async def _write_status(
         self,
@@ -483,7 +414,7 @@ class CachedImageReconciler:
         *,
         counts: NodeCounts,
         failing_nodes: set[str],
-        policy_problem: str | None,
+        pull_policy_problem: str | None,
     ) -> None:
         last_pulled = state.last_pulled.replace(microsecond=0) if state.last_pulled else None
         status = build_status(
@@ -494,7 +425,7 @@ class CachedImageReconciler:
             failing_nodes=failing_nodes,
             resolved_digest=state.digest,
             last_pulled=last_pulled,
-            policy_problem=policy_problem,
+            pull_policy_problem=pull_policy_problem,
         )
         wire = status.to_json()
         stored = CachedImageStatus.model_validate(obj.get("status") or {}).to_json()
@@ -509,7 +440,7 @@ class CachedImageReconciler:
         state.written_status = wire
 
     async def _flush_cached_nodes(
-        self, obj: Obj, image: CachedImage, state: ImageState, *, pulling_now: bool
+        self, image: CachedImage, state: ImageState, *, pulling_now: bool
     ) -> float | None:
         """Write the cached-nodes annotation if it changed; at most every FLUSH_INTERVAL while pulling."""
         encoded = nodecache.encode(
@@ -518,7 +449,7 @@ class CachedImageReconciler:
         current = image.metadata.annotations.get(nodecache.ANNOTATION)
         if encoded in (current, state.written_annotation) or (current is None and not state.cached):
             return None
-        wait = state.last_flush + FLUSH_INTERVAL - self.mono()
+        wait = state.last_flush + FLUSH_INTERVAL - self.clock.now()
         if pulling_now and wait > 0:
             return wait
         try:
@@ -532,7 +463,7 @@ class CachedImageReconciler:
                 return None
             raise
         state.written_annotation = encoded
-        state.last_flush = self.mono()
+        state.last_flush = self.clock.now()
         return None
 
     def _event(self, obj: Obj, type_: str, reason: str, note: str, action: str) -> None:
@@ -540,13 +471,7 @@ class CachedImageReconciler:
             self.recorder.event(obj, type_, reason, note, action)
 
     def _forget(self, key: str) -> None:
-        self.states.pop(key, None)
+        self.states.forget(key)
         self.totals.remove(key)
         for keys in self.waiting.values():
             keys.discard(key)
-
-    def forget_missing(self, keys: Iterable[str]) -> None:
-        """Drop memory of images no longer in the cache (called on delete events)."""
-        for key in keys:
-            if self.images.get(key) is None:
-                self._forget(key)

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from drop_operator.api import Condition, NodeFailure, set_condition
+from drop_operator.api import NodeFailure, set_condition
 from drop_operator.api.cachedimage import DEGRADED, PROGRESSING, READY, CachedImageStatus
+from drop_operator.api.meta import ConditionStatus
+from drop_operator.controllers.common import condition
 
 __all__ = ["NodeCounts", "build_status", "condition_reason"]
 
@@ -46,7 +48,7 @@ def build_status(
     failing_nodes: set[str],
     resolved_digest: str | None,
     last_pulled: datetime | None,
-    policy_problem: str | None = None,
+    pull_policy_problem: str | None = None,
 ) -> CachedImageStatus:
     """The status to write; conditions keep their transition times while their status holds."""
     cond = previous.conditions
@@ -55,30 +57,19 @@ def build_status(
     if c.pulling or c.failed:
         summary += f" ({c.pulling} pulling, {c.failed} failed)"
 
-    def put(type_: str, status: str, reason: str, message: str) -> None:
+    def put(type_: str, status: ConditionStatus, reason: str, message: str) -> None:
         nonlocal cond
-        cond = set_condition(
-            cond,
-            Condition.model_validate(
-                {
-                    "type": type_,
-                    "status": status,
-                    "reason": reason,
-                    "message": message,
-                    "observedGeneration": generation,
-                }
-            ),
-        )
+        cond = set_condition(cond, condition(type_, status, reason, message, generation=generation))
 
-    if policy_problem is not None:
+    if pull_policy_problem is not None:
         put(
             READY,
             "True" if c.target and c.cached == c.target else "False",
             "PullPolicyNotFound",
-            policy_problem,
+            pull_policy_problem,
         )
-        put(PROGRESSING, "False", "PullPolicyNotFound", policy_problem)
-        put(DEGRADED, "True", "PullPolicyNotFound", policy_problem)
+        put(PROGRESSING, "False", "PullPolicyNotFound", pull_policy_problem)
+        put(DEGRADED, "True", "PullPolicyNotFound", pull_policy_problem)
     else:
         done = c.cached >= c.target
         if done:
@@ -96,7 +87,7 @@ def build_status(
             message = f"{c.failed} of {c.target} target nodes failed; latest on {last.node}: {last.reason}"
             if last.message:
                 message += f": {last.message}"
-            put(DEGRADED, "True", condition_reason(last.reason), message[:4096])
+            put(DEGRADED, "True", condition_reason(last.reason), message)
         else:
             put(DEGRADED, "False", "AsExpected", "no failing target nodes")
     return CachedImageStatus(

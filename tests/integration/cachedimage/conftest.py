@@ -22,10 +22,11 @@ import pytest_asyncio
 
 from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster
 from devtools.tools import REPO_ROOT
-from drop_operator.controllers.cachedimage import CachedImageReconciler, setup
+from drop_operator.controllers import cachedimage, pullpolicy
+from drop_operator.controllers.cachedimage import CachedImageReconciler
 from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
-from drop_operator.runtime import ApiError, KubeClient
+from drop_operator.runtime import ApiError, KubeClient, Manager
 from drop_operator.runtime.resources import NAMESPACES, NODES, PODS
 from tests.infra.operator import InProcessOperator
 from tests.infra.podwatch import PodWatch
@@ -142,8 +143,15 @@ async def env(kube: KubeClient, pull_cluster: LocalCluster) -> AsyncIterator[Env
             await kube.delete(NAMESPACES, namespace)
 
 
+def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler:
+    """The node-caching reconciler and the PullPolicy status controller that counts its images."""
+    reconciler = cachedimage.setup(manager, settings)
+    pullpolicy.setup(manager, settings)
+    return reconciler
+
+
 class Operator(InProcessOperator[CachedImageReconciler]):
-    """The node-caching reconciler in a Manager of its own (no leader election, no servers)."""
+    """The node-caching controllers in a Manager of their own (no leader election, no servers)."""
 
     def __init__(self, client: KubeClient, namespace: str) -> None:
         super().__init__(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from prometheus_client import REGISTRY
 
 from drop_operator.runtime import Result
@@ -151,3 +152,31 @@ def test_owner_key_uses_the_controller_reference_of_the_kind() -> None:
     assert controller_owner_key(obj, "CachedImageSet") == "parent"
     assert controller_owner_key(obj, "CachedImageSet", owner_namespaced=True) == "ns/parent"
     assert controller_owner_key(obj, "Job") is None
+
+
+def test_requeue_after_zero_is_refused_instead_of_meaning_a_rate_limited_requeue() -> None:
+    with pytest.raises(ValueError, match="requeue_after must be > 0"):
+        Result(requeue_after=0)
+    with pytest.raises(ValueError, match="requeue_after must be > 0"):
+        Result(requeue_after=-1.0)
+    with pytest.raises(ValueError, match="not both"):
+        Result(requeue_after=1.0, retry_reason="x")
+
+
+async def test_retry_result_is_counted_as_an_error_and_retried_with_backoff() -> None:
+    calls: list[str] = []
+
+    async def reconcile(key: str) -> Result | None:
+        calls.append(key)
+        return Result.retry("2 child writes failed") if len(calls) < 3 else None
+
+    ctrl = Controller("unit-retry-result", reconcile, workers=1)
+    ctrl.start()
+    ctrl.enqueue("a")
+    await wait_for(lambda: len(calls) >= 3)
+    assert calls == ["a", "a", "a"]
+    assert sample("controller_runtime_reconcile_errors_total", controller="unit-retry-result") == 2
+    assert sample("controller_runtime_reconcile_total", controller="unit-retry-result", result="error") == 2
+    assert sample("workqueue_retries_total", name="unit-retry-result") == 2
+    assert ctrl.queue.num_requeues("a") == 0, "success forgets the backoff"
+    assert await ctrl.shutdown(1.0)

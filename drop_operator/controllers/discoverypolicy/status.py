@@ -1,0 +1,270 @@
+"""Per-source status entries and the ``Ready``/``SourcesHealthy`` conditions of a DiscoveryPolicy.
+
+Pure functions from "what ran and what happened" to api models, so the same wording appears in the
+cluster and in ``drop-operator discover``, and every rule is unit-tested.
+
+A failing source keeps its previous entry's ``images`` and ``lastSuccessTime``: that is the
+last-known-good result the merge keeps using, and the "since when" of the stale condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from drop_operator.api.discoverypolicy import (
+    READY,
+    SOURCES_HEALTHY,
+    DiscoveryPolicyStatus,
+    DroppedCount,
+    ScoredImage,
+    SourceStatus,
+    SourceType,
+)
+from drop_operator.api.meta import Condition, set_condition
+from drop_operator.controllers.common import MAX_MESSAGE, condition, format_time
+
+__all__ = [
+    "ALL_SOURCES_FAILED",
+    "ALL_SOURCES_HEALTHY",
+    "DISCOVERED",
+    "INVALID_SPEC",
+    "NOT_SYNCED",
+    "PARTIALLY_DISCOVERED",
+    "SOURCE_FAILED",
+    "SourceRun",
+    "build_conditions",
+    "merge_source_statuses",
+    "unreadable_spec_status",
+]
+
+# Reasons of the conditions (per-source failure reasons come from the sources themselves).
+ALL_SOURCES_HEALTHY = "AllSourcesHealthy"
+SOURCE_FAILED = "SourceFailed"
+DISCOVERED = "Discovered"
+PARTIALLY_DISCOVERED = "PartiallyDiscovered"
+ALL_SOURCES_FAILED = "AllSourcesFailed"
+NOT_SYNCED = "NotSynced"
+INVALID_SPEC = "InvalidSpec"
+
+_MAX_DROPPED = 32
+_MAX_ERROR = 1024
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """The outcome of running one source once.
+
+    ``images`` is None when the run failed; then ``reason`` and ``message`` say why.
+    """
+
+    name: str
+    type: SourceType
+    images: Sequence[ScoredImage] | None
+    images_found: int = 0
+    dropped: Mapping[str, int] = field(default_factory=dict)
+    warnings: Sequence[str] = ()
+    reason: str | None = None
+    message: str | None = None
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.images is not None
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def merge_source_statuses(
+    *,
+    names: Sequence[tuple[str, SourceType]],
+    previous: Sequence[SourceStatus],
+    runs: Mapping[str, SourceRun],
+    now: datetime,
+    keep: int,
+) -> list[SourceStatus]:
+    """One status entry per source in the spec, in spec order.
+
+    A source that ran successfully gets a fresh entry with its best ``keep`` images. A source that
+    failed keeps its previous images and last success (only if the previous entry was for the same
+    type: a name reused for another backend starts over). A source that did not run this time (a
+    retry of other sources) keeps its entry unchanged. Entries of sources no longer in the spec are
+    dropped, with their images.
+    """
+    before = {s.name: s for s in previous}
+    out: list[SourceStatus] = []
+    for name, type_ in names:
+        old = before.get(name)
+        if old is not None and old.type != type_:
+            old = None
+        run = runs.get(name)
+        if run is None:
+            out.append(old if old is not None else SourceStatus(name=name, type=type_))
+            continue
+        if run.images is not None:
+            dropped = [DroppedCount(reason=r, count=c) for r, c in sorted(run.dropped.items()) if c > 0]
+            out.append(
+                SourceStatus(
+                    name=name,
+                    type=type_,
+                    healthy=True,
+                    last_sync_time=now,
+                    last_success_time=now,
+                    images_found=run.images_found,
+                    dropped=dropped[:_MAX_DROPPED],
+                    images=list(run.images[:keep]),
+                )
+            )
+            continue
+        out.append(
+            SourceStatus(
+                name=name,
+                type=type_,
+                healthy=False,
+                last_sync_time=now,
+                last_success_time=old.last_success_time if old else None,
+                last_error=_truncate(run.message or run.reason or "failed", _MAX_ERROR),
+                reason=run.reason or "Failed",
+                images_found=old.images_found if old else 0,
+                dropped=list(old.dropped) if old else [],
+                images=list(old.images) if old else [],
+            )
+        )
+    return out
+
+
+def _failure_line(status: SourceStatus) -> str:
+    stale = (
+        f"stale since {format_time(status.last_success_time)}, keeping its {len(status.images)} images"
+        if status.last_success_time is not None
+        else "no successful sync yet"
+    )
+    return f"{status.name}: {status.reason}: {status.last_error or ''} ({stale})"
+
+
+def build_conditions(
+    previous: Sequence[Condition],
+    *,
+    generation: int | None,
+    sources: Sequence[SourceStatus],
+    image_count: int,
+    image_filter_error: str | None,
+    all_failed: bool,
+    published_at: datetime | None,
+    now: datetime,
+) -> list[Condition]:
+    """``SourcesHealthy`` and ``Ready`` for the new status (other condition types are kept).
+
+    * ``SourcesHealthy`` is True with ``AllSourcesHealthy``, or False naming every broken source,
+      its reason and since when it is stale. The reason is the failing sources' own reason when
+      they share one (``Unauthorized``, ``Timeout``, ``SecretNotFound``...), else ``SourceFailed``.
+    * ``Ready`` is False with ``InvalidImageFilter`` when the filter cannot be used, False with
+      ``AllSourcesFailed`` when no source answered (the previous images are kept: the message says
+      from when), otherwise True (``Discovered``, or ``PartiallyDiscovered`` when some sources only
+      contribute their last-known-good images).
+    """
+    failing = [s for s in sources if not s.healthy and s.last_sync_time is not None]
+    if not any(s.last_sync_time is not None for s in sources):
+        healthy = condition(
+            SOURCES_HEALTHY,
+            "Unknown",
+            NOT_SYNCED,
+            "no source has been queried yet",
+            generation=generation,
+            now=now,
+        )
+    elif not failing:
+        healthy = condition(
+            SOURCES_HEALTHY,
+            "True",
+            ALL_SOURCES_HEALTHY,
+            f"all {len(sources)} sources healthy",
+            generation=generation,
+            now=now,
+        )
+    else:
+        reasons = {s.reason for s in failing}
+        healthy = condition(
+            SOURCES_HEALTHY,
+            "False",
+            (reasons.pop() or SOURCE_FAILED) if len(reasons) == 1 else SOURCE_FAILED,
+            _truncate(
+                f"{len(failing)} of {len(sources)} sources failing: "
+                + "; ".join(_failure_line(s) for s in failing),
+                MAX_MESSAGE,
+            ),
+            generation=generation,
+            now=now,
+        )
+
+    if image_filter_error is not None:
+        ready = condition(
+            READY,
+            "False",
+            "InvalidImageFilter",
+            _truncate(
+                f"{image_filter_error}; keeping the {image_count} images published at {format_time(published_at)}",
+                MAX_MESSAGE,
+            ),
+            generation=generation,
+            now=now,
+        )
+    elif all_failed:
+        kept = (
+            f"keeping the {image_count} images published at {format_time(published_at)} (stale since then)"
+            if published_at is not None
+            else "no images discovered yet"
+        )
+        ready = condition(
+            READY, "False", ALL_SOURCES_FAILED, f"every source failed; {kept}", generation=generation, now=now
+        )
+    elif failing:
+        ready = condition(
+            READY,
+            "True",
+            PARTIALLY_DISCOVERED,
+            _truncate(
+                f"{image_count} images; "
+                + ", ".join(f"{s.name} failing ({s.reason})" for s in failing)
+                + ", using last-known-good results",
+                MAX_MESSAGE,
+            ),
+            generation=generation,
+            now=now,
+        )
+    else:
+        ready = condition(
+            READY,
+            "True",
+            DISCOVERED,
+            f"{image_count} images from {len(sources)} sources",
+            generation=generation,
+            now=now,
+        )
+    out = set_condition(list(previous), ready)
+    return set_condition(out, healthy)
+
+
+def unreadable_spec_status(
+    previous: DiscoveryPolicyStatus, *, generation: int | None, error: str, now: datetime
+) -> DiscoveryPolicyStatus:
+    """The stored status with ``Ready`` False/``InvalidSpec``; everything discovered is kept.
+
+    The API server validated the spec against the installed CRD, so this only happens when the CRD
+    and the operator are of different versions. Nothing is queried until the spec (or the operator)
+    changes, and the last published images stay for the CachedImageSets that use them.
+    """
+    ready = condition(
+        READY,
+        "False",
+        INVALID_SPEC,
+        _truncate(
+            f"this operator cannot read the spec (CRD and operator versions differ?): {error}", MAX_MESSAGE
+        ),
+        generation=generation,
+        now=now,
+    )
+    return previous.model_copy(update={"conditions": set_condition(previous.conditions, ready)})

@@ -1,0 +1,291 @@
+"""Folding source outcomes into the status: ranking, last-known-good merge, stale lists kept, conditions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from drop_operator.api.discoverypolicy import DiscoveryPolicySpec, DiscoveryPolicyStatus
+from drop_operator.api.meta import find_condition
+from drop_operator.controllers.discoverypolicy.sync import (
+    DROP_EXCLUDED,
+    DROP_INVALID_REFERENCE,
+    RawOutcome,
+    SyncOutcome,
+    apply_outcomes,
+    compile_filter,
+)
+from drop_operator.discovery.source import Candidate, SourceResult
+
+T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def spec(**overrides: Any) -> DiscoveryPolicySpec:
+    data: dict[str, Any] = {
+        "interval": "1h",
+        "topX": 3,
+        "sources": [
+            {"type": "prometheus", "prometheus": {"endpoint": "http://127.0.0.1:9", "query": "q"}},
+            {
+                "type": "registry",
+                "weight": 2,
+                "registry": {"url": "http://127.0.0.1:9", "repositories": ["team/app"]},
+            },
+        ],
+    }
+    data.update(overrides)
+    return DiscoveryPolicySpec.model_validate(data)
+
+
+def ok(
+    name: str, type_: str, *candidates: tuple[str, float], dropped: dict[str, int] | None = None
+) -> RawOutcome:
+    result = SourceResult(candidates=[Candidate(i, s) for i, s in candidates], dropped=Counter(dropped or {}))
+    return RawOutcome(name, type_, result)  # type: ignore[arg-type]
+
+
+def failed(name: str, type_: str, reason: str, message: str = "boom") -> RawOutcome:
+    return RawOutcome(name, type_, None, reason, message)  # type: ignore[arg-type]
+
+
+def sync(
+    s: DiscoveryPolicySpec,
+    previous: DiscoveryPolicyStatus,
+    *outcomes: RawOutcome,
+    now: datetime = T0,
+    full: bool = True,
+    generation: int = 1,
+) -> SyncOutcome:
+    return apply_outcomes(
+        spec=s,
+        generation=generation,
+        previous=previous,
+        outcomes={o.name: o for o in outcomes},
+        image_filter=compile_filter(s),
+        full=full,
+        now=now,
+    )
+
+
+def images(status: DiscoveryPolicyStatus) -> list[tuple[str, float, list[str]]]:
+    return [(i.image, i.score, i.sources) for i in status.discovered_images]
+
+
+def condition(status: DiscoveryPolicyStatus, type_: str) -> tuple[str, str, str]:
+    found = find_condition(status.conditions, type_)
+    assert found is not None
+    return found.status, found.reason, found.message
+
+
+def healthy_first_sync() -> SyncOutcome:
+    return sync(
+        spec(),
+        DiscoveryPolicyStatus(),
+        ok(
+            "prometheus-0",
+            "prometheus",
+            ("nginx:1.25", 5),
+            ("docker.io/library/nginx:1.25", 1),
+            ("redis:7", 4),
+        ),
+        ok("registry-1", "registry", ("127.0.0.1:9/team/app:2", 2), ("127.0.0.1:9/team/app:1", 1)),
+    )
+
+
+def test_first_sync_normalizes_merges_weights_and_keeps_top_x() -> None:
+    out = healthy_first_sync()
+    st = out.status
+    assert images(st) == [
+        ("docker.io/library/nginx:1.25", 6.0, ["prometheus-0"]),
+        ("127.0.0.1:9/team/app:2", 4.0, ["registry-1"]),  # equal scores: ordered by name
+        ("docker.io/library/redis:7", 4.0, ["prometheus-0"]),
+    ]
+    assert st.image_count == 3
+    assert st.observed_generation == 1 and st.last_sync_time == T0
+    by_name = {s.name: s for s in st.sources}
+    assert by_name["prometheus-0"].healthy and by_name["prometheus-0"].images_found == 2
+    # Stored per source: its own (unweighted) scores, normalized.
+    assert [(i.image, i.score) for i in by_name["registry-1"].images] == [
+        ("127.0.0.1:9/team/app:2", 2.0),
+        ("127.0.0.1:9/team/app:1", 1.0),
+    ]
+    assert condition(st, "Ready")[:2] == ("True", "Discovered")
+    assert condition(st, "SourcesHealthy")[:2] == ("True", "AllSourcesHealthy")
+    assert all(c.observed_generation == 1 for c in st.conditions)
+    assert not out.kept_previous_images
+
+
+def test_one_source_failing_keeps_its_last_known_good_images_in_the_merge() -> None:
+    first = healthy_first_sync().status
+    later = T0 + timedelta(hours=1)
+    out = sync(
+        spec(),
+        first,
+        ok("prometheus-0", "prometheus", ("redis:7", 10)),
+        failed("registry-1", "registry", "Unauthorized", "HTTP 401 from registry"),
+        now=later,
+    )
+    st = out.status
+    assert images(st) == [
+        ("docker.io/library/redis:7", 10.0, ["prometheus-0"]),
+        ("127.0.0.1:9/team/app:2", 4.0, ["registry-1"]),
+        ("127.0.0.1:9/team/app:1", 2.0, ["registry-1"]),
+    ]
+    reg = next(s for s in st.sources if s.name == "registry-1")
+    assert not reg.healthy
+    assert reg.reason == "Unauthorized"
+    assert reg.last_success_time == T0 and reg.last_sync_time == later
+    status, reason, message = condition(st, "SourcesHealthy")
+    assert (status, reason) == ("False", "Unauthorized")
+    assert "registry-1: Unauthorized: HTTP 401 from registry" in message
+    assert "stale since 2025-06-01T12:00:00Z" in message
+    assert "prometheus-0" not in message
+    assert condition(st, "Ready")[:2] == ("True", "PartiallyDiscovered")
+
+
+def test_every_source_failing_keeps_the_published_list_unchanged() -> None:
+    first = healthy_first_sync().status
+    later = T0 + timedelta(hours=1)
+    out = sync(
+        spec(topX=1),  # even a spec change cannot empty or reshuffle the list while nothing answers
+        first,
+        failed("prometheus-0", "prometheus", "ConnectionError"),
+        failed("registry-1", "registry", "Timeout"),
+        now=later,
+        generation=2,
+    )
+    st = out.status
+    assert out.all_failed and out.kept_previous_images
+    assert st.discovered_images == first.discovered_images
+    assert st.image_count == 3
+    assert st.last_sync_time == later and st.observed_generation == 2
+    status, reason, message = condition(st, "Ready")
+    assert (status, reason) == ("False", "AllSourcesFailed")
+    assert "keeping the 3 images published at 2025-06-01T12:00:00Z" in message
+    healthy = condition(st, "SourcesHealthy")
+    assert healthy[:2] == ("False", "SourceFailed")
+    assert "prometheus-0: ConnectionError" in healthy[2] and "registry-1: Timeout" in healthy[2]
+
+
+def test_failing_from_the_start_publishes_nothing_and_says_so() -> None:
+    out = sync(
+        spec(),
+        DiscoveryPolicyStatus(),
+        failed("prometheus-0", "prometheus", "DNSError", "cannot resolve mimir.example.com"),
+        failed("registry-1", "registry", "DNSError"),
+    )
+    assert out.status.discovered_images == []
+    status, reason, message = condition(out.status, "Ready")
+    assert (status, reason) == ("False", "AllSourcesFailed")
+    assert "no images discovered yet" in message
+    healthy = condition(out.status, "SourcesHealthy")
+    assert healthy[1] == "DNSError"
+    assert "no successful sync yet" in healthy[2]
+
+
+def test_retry_pass_changes_only_the_retried_source_and_not_the_sync_time() -> None:
+    first = healthy_first_sync().status
+    broken = sync(
+        spec(),
+        first,
+        ok("prometheus-0", "prometheus", ("redis:7", 4)),
+        failed("registry-1", "registry", "Timeout"),
+    )
+    later = T0 + timedelta(minutes=1)
+    out = sync(
+        spec(),
+        broken.status,
+        ok("registry-1", "registry", ("127.0.0.1:9/team/app:3", 1)),
+        now=later,
+        full=False,
+    )
+    st = out.status
+    assert st.last_sync_time == T0
+    prom = next(s for s in st.sources if s.name == "prometheus-0")
+    assert prom == next(s for s in broken.status.sources if s.name == "prometheus-0")
+    assert condition(st, "SourcesHealthy")[:2] == ("True", "AllSourcesHealthy")
+    assert ("127.0.0.1:9/team/app:3", 2.0, ["registry-1"]) in images(st)
+
+
+def test_invalid_references_and_filtered_images_are_counted_not_ranked() -> None:
+    s = spec(imageFilter="^(?!.*ecr\\..*amazonaws\\.com).*$")
+    out = sync(
+        s,
+        DiscoveryPolicyStatus(),
+        ok(
+            "prometheus-0",
+            "prometheus",
+            ("123.dkr.ecr.eu-west-1.amazonaws.com/app:1", 9),
+            ("Not A Reference", 8),
+            ("sha256:" + "a" * 64, 7),
+            ("nginx", 1),
+            dropped={"MissingImageLabel": 2},
+        ),
+        ok("registry-1", "registry"),
+    )
+    prom = next(x for x in out.status.sources if x.name == "prometheus-0")
+    dropped = {d.reason: d.count for d in prom.dropped}
+    assert dropped == {"MissingImageLabel": 2, DROP_INVALID_REFERENCE: 2, DROP_EXCLUDED: 1}
+    assert images(out.status) == [("docker.io/library/nginx:latest", 1.0, ["prometheus-0"])]
+
+
+def test_removed_source_takes_its_images_along() -> None:
+    first = healthy_first_sync().status
+    only_prom = spec(
+        sources=[{"type": "prometheus", "prometheus": {"endpoint": "http://127.0.0.1:9", "query": "q"}}]
+    )
+    out = sync(only_prom, first, ok("prometheus-0", "prometheus", ("redis:7", 1)), generation=2)
+    assert [s.name for s in out.status.sources] == ["prometheus-0"]
+    assert images(out.status) == [("docker.io/library/redis:7", 1.0, ["prometheus-0"])]
+
+
+def test_catastrophic_image_filter_keeps_everything_and_reports_invalid_image_filter() -> None:
+    first = healthy_first_sync().status
+    s = spec(imageFilter=r"^docker\.io/library/(a|aa)+:latest$")
+    out = sync(
+        s,
+        first,
+        ok("prometheus-0", "prometheus", ("a" * 60 + "b", 1), ("redis:7", 3)),
+        ok("registry-1", "registry"),
+    )
+    assert out.image_filter_error is not None
+    assert out.status.discovered_images == first.discovered_images
+    status, reason, message = condition(out.status, "Ready")
+    assert (status, reason) == ("False", "InvalidImageFilter")
+    assert "imageFilter" in message
+    prom = next(x for x in out.status.sources if x.name == "prometheus-0")
+    assert prom.healthy
+    assert prom.images == next(x for x in first.sources if x.name == "prometheus-0").images
+
+
+def test_uncompilable_filter_reports_before_any_query() -> None:
+    first = healthy_first_sync().status
+    out = apply_outcomes(
+        spec=spec(imageFilter="(unclosed"),
+        generation=2,
+        previous=first,
+        outcomes={},
+        image_filter=None,
+        image_filter_error="imageFilter '(unclosed' is not a valid regular expression",
+        full=True,
+        now=T0 + timedelta(minutes=5),
+    )
+    assert out.status.discovered_images == first.discovered_images
+    assert condition(out.status, "Ready")[1] == "InvalidImageFilter"
+    assert out.status.sources == first.sources
+
+
+def test_condition_transition_time_only_moves_when_status_flips() -> None:
+    first = healthy_first_sync().status
+    again = sync(
+        spec(),
+        first,
+        ok("prometheus-0", "prometheus", ("redis:7", 1)),
+        ok("registry-1", "registry"),
+        now=T0 + timedelta(hours=1),
+    )
+    ready_before = find_condition(first.conditions, "Ready")
+    ready_after = find_condition(again.status.conditions, "Ready")
+    assert ready_before is not None and ready_after is not None
+    assert ready_after.last_transition_time == ready_before.last_transition_time

@@ -1,0 +1,47 @@
+"""Watch wiring without a server: shared indexes, per-event filters, key deduplication.
+
+The informer here is never started; handlers are driven the way its watch loop drives them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from drop_operator.runtime.client import KubeClient
+from drop_operator.runtime.controller import Controller
+from drop_operator.runtime.informer import Informer
+from drop_operator.runtime.resources import PODS
+
+Obj = dict[str, Any]
+
+
+def _informer() -> Informer:
+    return Informer(cast(KubeClient, None), PODS)  # never started: no client call is made
+
+
+def _by_node(obj: Obj) -> list[str]:
+    return [obj["spec"]["nodeName"]]
+
+
+def test_ensure_index_is_idempotent_for_the_same_function_and_rejects_another() -> None:
+    informer = _informer()
+    informer.ensure_index("by-node", _by_node)
+    informer.ensure_index("by-node", _by_node)  # a second setup on the shared informer
+    assert informer.by_index("by-node", "n1") == []
+    with pytest.raises(ValueError, match="already exists"):
+        informer.ensure_index("by-node", lambda obj: [])
+
+
+def test_watch_mapped_listens_only_to_the_events_asked_for_and_dedupes_keys() -> None:
+    informer = _informer()
+    controller = Controller("unit-watches", lambda key: None, workers=1)  # type: ignore[arg-type,return-value]
+    controller.watch_mapped(informer, lambda obj: ["a", "b", "a"], events=("update", "delete"))
+    handler = informer._handlers[-1]
+    assert handler.on_add is None
+    assert handler.on_update is not None and handler.on_delete is not None
+    handler.on_update({}, {})
+    assert len(controller.queue) == 2  # a and b once, though both states map to both
+    handler.on_delete({})
+    assert len(controller.queue) == 2  # already queued: the queue deduplicates
