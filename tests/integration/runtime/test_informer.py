@@ -56,9 +56,10 @@ async def test_informer_survives_apiserver_restart_with_changes_while_reconnecti
 ) -> None:
     for name in ("keep", "change", "remove"):
         await kube.create(CONFIG_MAPS, cm(name, namespace, v="1"))
-    # A long first backoff keeps the informer disconnected while the writes below happen.
+    # A long first backoff keeps the informer disconnected while the writes below happen; 30 s,
+    # because a restart of the API server alone took over 10 s on a loaded 2-core machine.
     informer = Informer(
-        kube, CONFIG_MAPS, namespace=namespace, backoff=Backoff(initial=10.0, cap=10.0, jitter=0)
+        kube, CONFIG_MAPS, namespace=namespace, backoff=Backoff(initial=30.0, cap=30.0, jitter=0)
     )
     seen = Recorder()
     informer.add_handler(seen.add, seen.update, seen.delete)
