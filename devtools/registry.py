@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -363,13 +363,15 @@ def start_registry(
     anonymous_pull: bool = True,
     token_expires_in: int = 300,
     tls: bool = False,
+    tls_names: Sequence[str] = (),
     ready_timeout: float = 30.0,
     detached: bool = False,
 ) -> RegistryServer:
     """Start a registry in `workdir`; the caller stops it with `.stop()`.
 
     With `detached`, the token server runs as its own process instead of a thread, so the
-    registry keeps working after the starting process exits (the demo).
+    registry keeps working after the starting process exits (the demo). `tls_names` are extra DNS
+    names its certificate is valid for (a test can then address it by a public host name).
     """
     binary = _binary(version)
     users = dict(users or {"admin": "admin-secret"})
@@ -395,7 +397,7 @@ def start_registry(
     ca_pem: bytes | None = None
     if tls:
         ca = CertAuthority("registry test CA")
-        cert, key = ca.issue("registry").write(workdir, "server")
+        cert, key = ca.issue("registry", names=tls_names).write(workdir, "server")
         ca_pem = ca.cert_pem
         lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
     token_server: TokenServer | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +79,10 @@ class CertAuthority:
         self._cert = _validity(builder).sign(self._key, hashes.SHA256())
         self.cert_pem = self._cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, common_name: str, *, server: bool = True, client: bool = False) -> KeyPair:
-        """Issue a leaf valid for 127.0.0.1 and localhost (server) and/or for client auth."""
+    def issue(
+        self, common_name: str, *, server: bool = True, client: bool = False, names: Sequence[str] = ()
+    ) -> KeyPair:
+        """Issue a leaf valid for 127.0.0.1, localhost and `names` (server) and/or for client auth."""
         key = ec.generate_private_key(ec.SECP256R1())
         usages = []
         if server:
@@ -101,7 +104,11 @@ class CertAuthority:
         if server:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        *(x509.DNSName(n) for n in names),
+                    ]
                 ),
                 critical=False,
             )

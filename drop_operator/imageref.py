@@ -12,7 +12,8 @@ container runtimes accept::
 
 Normalization is Docker's: a first component that looks like a host (contains "." or ":", is
 "localhost", or has uppercase letters) is the domain, otherwise the domain is `docker.io`; single-segment Docker Hub paths
-get `library/`; `index.docker.io` is `docker.io`. So `nginx:1.25` and
+get `library/`; `index.docker.io` is `docker.io` (the only alias runtimes rewrite in a reference: see
+*Registry hosts* below). So `nginx:1.25` and
 `docker.io/library/nginx:1.25` are one image. The domain is lowercased (host names are
 case-insensitive); an uppercase path is rejected as runtimes do, because silently lowercasing it
 would name a different repository. A default tag is added only when the caller asks for one.
@@ -20,6 +21,19 @@ would name a different repository. A default tag is added only when the caller a
 An image *ID* (`sha256:<hex>` or 64 bare hex characters, as cAdvisor reports for images whose
 name is unknown) is grammatically a name with a tag, but it is not something a node can pull;
 it is rejected with a message that says so.
+
+Registry hosts. The host a registry's API answers on is not always the name its images carry:
+Docker Hub's API is at `registry-1.docker.io` (containerd and Docker send every `docker.io` pull
+there) and is also reachable as `index.docker.io` and `registry.hub.docker.com`, but pods, the
+kubelet and the runtimes' image stores name those images `docker.io/...`. This module keeps the one
+table of such aliases: `registry_name(api_host)` is the name images get when their tags were listed
+on `api_host`, `registry_api_host(name)` is where to list the tags of images named `name`.
+
+Tags that are not runnable images. Supply-chain tools store signatures, attestations and SBOMs as
+tags derived from the digest of the image they describe (cosign: `sha256-<hex>.sig`, `.att`,
+`.sbom`), and registries without the OCI referrers API hold referrers indexes under
+`sha256-<hex>` (the referrers tag schema, used by cosign, notation and oras). `is_artifact_tag`
+recognizes them: `<algorithm>-<hex digest>` with an optional `.<suffix>`.
 """
 
 from __future__ import annotations
@@ -31,13 +45,29 @@ __all__ = [
     "DEFAULT_DOMAIN",
     "ImageReference",
     "InvalidReferenceError",
+    "is_artifact_tag",
     "is_valid_path",
     "normalize",
     "parse",
+    "registry_api_host",
+    "registry_name",
 ]
 
 DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DEFAULT_DOMAIN = "index.docker.io"
+#: API hosts whose images are named under another registry name (API host -> image registry name).
+#: Only `_LEGACY_DEFAULT_DOMAIN` is also rewritten inside references, as runtimes do; a pod that
+#: names `registry-1.docker.io/...` really gets an image stored under that name.
+_REGISTRY_NAMES = {
+    _LEGACY_DEFAULT_DOMAIN: DEFAULT_DOMAIN,
+    "registry-1.docker.io": DEFAULT_DOMAIN,
+    "registry.hub.docker.com": DEFAULT_DOMAIN,
+}
+#: Registry names whose API is served elsewhere (name -> API host), as containerd resolves them.
+_API_HOSTS = {DEFAULT_DOMAIN: "registry-1.docker.io"}
+_ARTIFACT_TAG_RE = re.compile(
+    r"(?:sha256|sha384|sha512|blake3)-[a-f0-9]{64,128}(?:\.[A-Za-z0-9_][A-Za-z0-9_.-]*)?"
+)
 _OFFICIAL_PREFIX = "library/"
 _NAME_TOTAL_MAX = 255
 
@@ -166,6 +196,26 @@ def parse(reference: str, *, default_tag: str | None = None) -> ImageReference:
     if tag is None and not digest and default_tag is not None:
         tag = default_tag
     return ImageReference(domain, path, tag, digest or None)
+
+
+def registry_name(api_host: str) -> str:
+    """The registry name images listed on `api_host` (host[:port]) carry: `registry-1.docker.io` → `docker.io`.
+
+    Hosts are compared case-insensitively; a host with a non-default port is never an alias.
+    """
+    host = api_host.lower()
+    return _REGISTRY_NAMES.get(host, host)
+
+
+def registry_api_host(name: str) -> str:
+    """Where the API of the registry named `name` lives: `docker.io` → `registry-1.docker.io`."""
+    host = name.lower()
+    return _API_HOSTS.get(host, host)
+
+
+def is_artifact_tag(tag: str) -> bool:
+    """Whether `tag` names a signature, attestation, SBOM or referrers index, not a runnable image."""
+    return _ARTIFACT_TAG_RE.fullmatch(tag) is not None
 
 
 def is_valid_path(path: str) -> bool:

@@ -2,14 +2,14 @@
 
 The way to author a DiscoveryPolicy before applying it: the policy file is validated by the same
 models as the CRD, the sources are built and run by the same code as in the operator
-(``controllers.discovery.sync``), and what is printed is what the operator would publish in
+(``controllers.discoverypolicy.sync``), and what is printed is what the operator would publish in
 ``status.discoveredImages`` and ``status.sources`` — ranked images and per-source health.
 
 Secrets come from files instead of the cluster: every ``kind: Secret`` in the policy file itself
 (the product docs ship policy and Secret in one file) and in ``--secret-file``, matched by name.
 
-Exit status: 0 when at least one source answered, 1 when none did (or the ``imageFilter`` is
-unusable), 2 when the input cannot be read.
+Exit status: 0 when at least one source answered (an empty answer and a partial one count), 1
+when none did (or the ``imageFilter`` is unusable), 2 when the input cannot be read.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from drop_operator.controllers.discoverypolicy.secrets import (
     SecretError,
     credentials_from_secret,
 )
+from drop_operator.controllers.discoverypolicy.status import is_partial
 from drop_operator.controllers.discoverypolicy.sync import (
     SyncOutcome,
     apply_outcomes,
@@ -162,7 +163,18 @@ def render(policy: DiscoveryPolicy, outcome: SyncOutcome, fmt: str, out: TextIO)
     rows = [["SOURCE", "TYPE", "HEALTH", "IMAGES", "TIME", "DETAIL"]]
     for entry in status.sources:
         run = outcome.runs.get(entry.name)
-        if entry.healthy:
+        if is_partial(entry):
+            rows.append(
+                [
+                    entry.name,
+                    entry.type,
+                    "PARTIAL",
+                    str(entry.images_found),
+                    f"{run.duration:.2f}s" if run else "-",
+                    f"{entry.reason}: {entry.last_error}",
+                ]
+            )
+        elif entry.healthy:
             detail = ", ".join(f"{d.reason}={d.count}" for d in entry.dropped)
             detail = f"dropped {detail}" if detail else ""
             if run is not None and run.warnings:
@@ -218,7 +230,7 @@ def main_discover(args: argparse.Namespace, out: TextIO | None = None, err: Text
         return EXIT_BAD_INPUT
     outcome = asyncio.run(discover(policy, secrets))
     render(policy, outcome, args.output, out)
-    answered = any(run.ok for run in outcome.runs.values())
+    answered = any(run.answered for run in outcome.runs.values())
     return EXIT_OK if answered and outcome.image_filter_error is None else EXIT_NO_SOURCE
 
 

@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.infra.controlplane",
+    "tests.infra.hosts",
     "tests.infra.kube",
     "tests.infra.prometheus",
     "tests.infra.registry",

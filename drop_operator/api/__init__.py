@@ -15,7 +15,9 @@ from drop_operator.api.discoverypolicy import (
     DroppedCount,
     PrometheusSourceSpec,
     RegistrySourceSpec,
+    RepositoryStatus,
     ScoredImage,
+    SourceImage,
     SourceStatus,
 )
 from drop_operator.api.duration import format_duration, parse_duration
@@ -87,7 +89,9 @@ __all__ = [
     "PullPolicyStatus",
     "PullTemplate",
     "RegistrySourceSpec",
+    "RepositoryStatus",
     "ScoredImage",
+    "SourceImage",
     "SourceStatus",
     "Toleration",
     "find_condition",

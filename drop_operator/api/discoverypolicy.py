@@ -40,7 +40,9 @@ __all__ = [
     "DroppedCount",
     "PrometheusSourceSpec",
     "RegistrySourceSpec",
+    "RepositoryStatus",
     "ScoredImage",
+    "SourceImage",
     "SourceStatus",
     "SourceType",
 ]
@@ -229,6 +231,24 @@ class DiscoveredImage(ScoredImage):
     """Names of the sources that reported this image."""
 
 
+class SourceImage(ScoredImage):
+    """An image of a source's last-known-good result."""
+
+    repository: str | None = Field(None, max_length=255)
+    """Registry sources: the repository the image's tag was listed in. A repository that fails keeps its images by this."""
+
+
+class RepositoryStatus(KubeModel):
+    """A repository of a registry source that failed on the source's last attempt."""
+
+    name: str = Field(max_length=255)
+    reason: str = Field(max_length=128)
+    """CamelCase reason (``NotFound``, ``Unauthorized``...)."""
+    last_error: str | None = Field(None, max_length=1024)
+    last_success_time: Timestamp | None = None
+    """When the repository last answered; its images from then are still used."""
+
+
 class DroppedCount(KubeModel):
     """How many results of a source were discarded for one reason (e.g. ``MissingImageLabel``)."""
 
@@ -259,7 +279,13 @@ class SourceStatus(KubeModel):
         max_length=32,
         json_schema_extra=list_map("reason"),
     )
-    images: list[ScoredImage] = Field(default_factory=list, max_length=MAX_SOURCE_IMAGES)
+    failing_repositories: list[RepositoryStatus] | None = Field(
+        None,
+        max_length=50,
+        json_schema_extra=list_map("name"),
+    )
+    """Registry sources: the repositories that failed while the others answered. The source is then not healthy, its other repositories' images are current and each failing one keeps its last good images."""
+    images: list[SourceImage] = Field(default_factory=list, max_length=MAX_SOURCE_IMAGES)
 
 
 class DiscoveryPolicyStatus(KubeModel):

@@ -5,7 +5,10 @@ Rules, in order:
 1. **Normalize** every candidate with `imageref` (`nginx:1.25` → `docker.io/library/nginx:1.25`;
    a reference with neither tag nor digest gets `:latest`, which is what a node would pull).
    Invalid references are counted per source with a few examples, never ranked; so are
-   non-finite scores (a source should not produce them; the built-in ones never do).
+   non-finite scores (a source should not produce them; the built-in ones never do). A reference
+   whose tag names a signature, attestation, SBOM or referrers index (`imageref.is_artifact_tag`)
+   is not a runnable image: it is counted per source (`artifacts`) and never ranked, whichever
+   source reported it.
 2. **Merge**: an image's score is the sum over sources of `weight * score`, where a source's own
    score for an image is the sum of its candidates that normalize to that image (as the
    Prometheus source sums series). Each image remembers which sources found it.
@@ -19,25 +22,29 @@ Rules, in order:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from drop_operator.discovery.errors import InvalidImageFilterError
 from drop_operator.discovery.patterns import DEFAULT_MATCH_TIMEOUT, DEFAULT_TOTAL_BUDGET, BoundedPattern
 from drop_operator.discovery.source import Candidate
-from drop_operator.imageref import InvalidReferenceError, parse
+from drop_operator.imageref import InvalidReferenceError, is_artifact_tag, parse
 
 __all__ = [
     "ImageFilter",
     "InvalidReferences",
+    "PartImage",
     "RankedImage",
     "Ranking",
     "SourceCandidates",
+    "carry_forward",
+    "normalized_parts",
     "rank",
 ]
 
 DEFAULT_TAG = "latest"
 MAX_EXAMPLES = 3
+_ARTIFACT = ""  # cache value of a reference to a non-runnable artifact (no valid name is empty)
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class Ranking:
     filtered_out: int  # removed by imageFilter
     invalid: dict[str, InvalidReferences]  # by source name; only sources with invalid candidates
     non_finite: int = 0  # candidates whose score was NaN or infinite (never ranked)
+    artifacts: dict[str, int] = field(default_factory=dict)  # by source: signature/attestation/SBOM tags
 
 
 class ImageFilter:
@@ -119,6 +127,7 @@ def rank(
     scores: dict[str, float] = {}
     found_by: dict[str, list[str]] = {}
     invalid: dict[str, InvalidReferences] = {}
+    artifacts: dict[str, int] = {}
     cache: dict[str, str | None] = {}
     non_finite = 0
     for contribution in inputs:
@@ -134,6 +143,9 @@ def rank(
                 example = image if len(image) <= 120 else image[:119] + "…"
                 if len(bad.examples) < MAX_EXAMPLES and example not in bad.examples:
                     bad.examples.append(example)
+                continue
+            if name == _ARTIFACT:
+                artifacts[contribution.source] = artifacts.get(contribution.source, 0) + 1
                 continue
             scores[name] = scores.get(name, 0.0) + weight * score
             sources = found_by.setdefault(name, [])
@@ -151,14 +163,63 @@ def rank(
         names = names[:top_x]
     images = [RankedImage(n, scores[n], tuple(sorted(found_by[n]))) for n in names]
     return Ranking(
-        images=images, distinct=distinct, filtered_out=filtered_out, invalid=invalid, non_finite=non_finite
+        images=images,
+        distinct=distinct,
+        filtered_out=filtered_out,
+        invalid=invalid,
+        non_finite=non_finite,
+        artifacts=artifacts,
     )
 
 
 def _normalize(image: str, default_tag: str, cache: dict[str, str | None]) -> str | None:
+    """The normalized name, None for an invalid reference, `_ARTIFACT` for a non-runnable tag."""
     try:
-        name: str | None = parse(image, default_tag=default_tag).name
+        ref = parse(image, default_tag=default_tag)
     except InvalidReferenceError:
-        name = None
+        name: str | None = None
+    else:
+        name = _ARTIFACT if ref.tag is not None and is_artifact_tag(ref.tag) else ref.name
     cache[image] = name
     return name
+
+
+# --- sources made of parts -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartImage:
+    """An image of one source's list, with the part (a registry repository) it came from, if known."""
+
+    image: str
+    score: float
+    part: str | None = None
+
+
+def normalized_parts(part_of: Mapping[str, str], default_tag: str = DEFAULT_TAG) -> dict[str, str]:
+    """`SourceResult.part_of` keyed by the normalized names `rank` gives (invalid references left out)."""
+    out: dict[str, str] = {}
+    cache: dict[str, str | None] = {}
+    for image, part in part_of.items():
+        name = _normalize(image, default_tag, cache)
+        if name:
+            out.setdefault(name, part)
+    return out
+
+
+def carry_forward(
+    fresh: Sequence[PartImage], previous: Sequence[PartImage], failed_parts: Collection[str], keep: int
+) -> list[PartImage]:
+    """A source's new list when some of its parts failed: fresh images plus the failed parts' last good ones.
+
+    Previous images of a failed part are kept as they were (name and score) unless a part that
+    answered produced the same image; images stored without a part (by an older operator) are
+    kept too while any part fails, since nothing says which part they came from. The result is
+    ordered like a ranking (score, highest first, then name) and cut to `keep`.
+    """
+    failed = set(failed_parts)
+    names = {i.image for i in fresh}
+    carried = [p for p in previous if (p.part is None or p.part in failed) and p.image not in names]
+    merged = sorted([*fresh, *carried], key=lambda i: i.image)
+    merged.sort(key=lambda i: i.score, reverse=True)
+    return merged[:keep]

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     INVALID_QUERY = "InvalidQuery"
     QUERY_FAILED = "QueryFailed"
     INVALID_QUERY_RESULT = "InvalidQueryResult"
+    PARTIAL_RESPONSE = "PartialResponse"
     INVALID_TEMPLATE = "InvalidTemplate"
     INVALID_TAG_FILTER = "InvalidTagFilter"
     INVALID_VERSION_PATTERN = "InvalidVersionPattern"

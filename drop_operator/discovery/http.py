@@ -12,12 +12,13 @@ import json
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -147,10 +148,11 @@ def excerpt(body: bytes, limit: int = _EXCERPT) -> str:
 class HttpResponse:
     """A fully read (bounded) response."""
 
-    url: URL
+    url: URL  # the final URL, after redirects
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
+    method: str = "GET"  # the final request's method: a redirect may have turned a POST into a GET
 
     def json(self) -> Any:
         """The body as JSON, or SourceError(InvalidResponse) with an excerpt."""
@@ -197,6 +199,10 @@ class HttpClient:
     source (basic, bearer, or a registry token), because which one applies depends on the backend.
     """
 
+    #: Test seam: a factory of the DNS resolver every new session uses (None: aiohttp's default).
+    #: Tests point a public host name (e.g. Docker Hub's API host) at a local server with it.
+    resolver_factory: ClassVar[Callable[[], AbstractResolver] | None] = None
+
     def __init__(
         self,
         credentials: Credentials | None = None,
@@ -212,8 +218,13 @@ class HttpClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HttpClient:
+        factory = type(self).resolver_factory  # through the class: a plain function stays unbound
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=self._ssl, limit=8),
+            connector=aiohttp.TCPConnector(
+                ssl=self._ssl,
+                limit=8,
+                resolver=factory() if factory is not None else None,
+            ),
             timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(self.timeout, 10.0)),
             headers=dict(self.credentials.headers),
             trust_env=True,  # honour HTTPS_PROXY/NO_PROXY, as clusters behind proxies need
@@ -236,7 +247,11 @@ class HttpClient:
         data: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> HttpResponse:
-        """Send one request and read the body up to `max_body_bytes`; map failures to SourceError."""
+        """Send one request and read the body up to `max_body_bytes`; map failures to SourceError.
+
+        Redirects are followed as aiohttp does (a 301/302/303 answer to a POST becomes a GET without
+        the body; `HttpResponse.method` tells).
+        """
         if self._session is None:
             raise RuntimeError("HttpClient used outside `async with`")
         # A string (e.g. a Link header) is sent exactly as given: opaque pagination tokens stay intact.
@@ -256,7 +271,7 @@ class HttpClient:
                     if size > self.max_body_bytes:
                         raise self._too_large(shown, "body")
                     chunks.append(chunk)
-                return HttpResponse(resp.url, resp.status, resp.headers, b"".join(chunks))
+                return HttpResponse(resp.url, resp.status, resp.headers, b"".join(chunks), resp.method)
         except SourceError:
             raise
         except TimeoutError:

@@ -17,16 +17,30 @@ the score. Decisions, each visible in the source status:
 - `status: error` answers become `InvalidQuery` (errorType `bad_data`), `Timeout` (`timeout`) or
   `QueryFailed` (anything else) with the server's own error text; a result that is not a vector
   (instant) or matrix (range) is `InvalidQueryResult`.
+- "No series" is an empty, healthy answer in every encoding compatible servers use: `"result": []`
+  (Prometheus), `"result": null` (Prometheus 2.0, Thanos, Google's managed Prometheus frontend),
+  no `result` at all, and `"resultType": ""` with a null result (Cortex's query-frontend). A
+  declared type other than the expected one stays `InvalidQueryResult`, empty or not.
+- A partial answer is not the whole truth. The request asks every server that can return one to
+  refuse instead (`partial_response=false` for Thanos, `deny_partial_response=1` for
+  VictoriaMetrics cluster; others ignore both), and an answer still marked `"isPartial": true`
+  (VictoriaMetrics, when a storage node is down) fails the source with `PartialResponse`, so the
+  source's last complete list stays in use rather than losing the images the missing node held.
 
-The request is a form POST, which every compatible server accepts and which keeps long queries
-out of URLs and access logs.
+The request is a form POST, which keeps long queries out of URLs and access logs. Query proxies
+that only allow GET answer `405`; then the same parameters are sent by GET (the query string),
+and the method that worked is remembered per query URL for the life of the process
+(`MethodMemory`), so later syncs go straight to GET. A redirect that turns the POST into a GET
+without its body (301/302/303) is followed by posting again to where it led, on the same host
+only (credentials never follow a redirect to another host; an `https` endpoint is never
+downgraded), and that URL is remembered too.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -45,7 +59,7 @@ from drop_operator.discovery.http import (
 )
 from drop_operator.discovery.source import Candidate, Source, SourceResult
 
-__all__ = ["PrometheusConfig", "PrometheusSource", "parse_query_response"]
+__all__ = ["MethodMemory", "PrometheusConfig", "PrometheusSource", "parse_query_response"]
 
 QueryType = Literal["instant", "range"]
 
@@ -53,6 +67,8 @@ DROP_MISSING_IMAGE = "MissingImageLabel"
 DROP_NON_FINITE = "NonFiniteValue"
 DROP_INVALID_VALUE = "InvalidValue"
 _MAX_POINTS = 11_000  # Prometheus' own limit on points per series in a range query
+#: Ask servers that can answer partially to fail instead (Thanos; VictoriaMetrics cluster).
+STRICT_PARAMETERS = {"partial_response": "false", "deny_partial_response": "1"}
 
 
 @dataclass(frozen=True)
@@ -102,22 +118,33 @@ def parse_query_response(data: Any, query_type: QueryType) -> SourceResult:
         raise SourceError(Reason.INVALID_RESPONSE, "answer has no 'data' object")
     expected = "vector" if query_type == "instant" else "matrix"
     result_type = payload.get("resultType")
-    if result_type != expected:
+    series = payload.get("result")
+    if series is None:  # "no series", as several compatible servers spell it
+        series = []
+    if result_type != expected and not (not series and result_type in (None, "")):
         raise SourceError(
             Reason.INVALID_QUERY_RESULT,
             f"{query_type} query returned a {result_type}, expected a {expected} of series with an "
             "'image' label, e.g. count(...) by (image)",
         )
-    series = payload.get("result")
     if not isinstance(series, list):
-        raise SourceError(Reason.INVALID_RESPONSE, "answer has no 'result' list")
+        raise SourceError(Reason.INVALID_RESPONSE, "answer's 'result' is not a list")
+    if data.get("isPartial") is True:
+        raise SourceError(
+            Reason.PARTIAL_RESPONSE,
+            f"the server marked its answer partial (isPartial: true; a storage node did not answer): "
+            f"its {len(series)} series were not used, the last complete answer is kept",
+        )
 
     scores: dict[str, float] = {}
     dropped: Counter[str] = Counter()
     for item in series:
-        if not isinstance(item, dict) or not isinstance(item.get("metric"), dict):
+        labels = item.get("metric", {}) if isinstance(item, dict) else None
+        if labels is None:  # an empty label set, spelled null
+            labels = {}
+        if not isinstance(labels, dict):
             raise SourceError(Reason.INVALID_RESPONSE, "a series in the answer has no 'metric' object")
-        image = item["metric"].get("image")
+        image = labels.get("image")
         if not isinstance(image, str) or not image:
             dropped[DROP_MISSING_IMAGE] += 1
             continue
@@ -156,14 +183,70 @@ def _query_error(data: dict[str, Any]) -> SourceError:
     return SourceError(reason, f"query failed ({error_type}): {text}")
 
 
+class MethodMemory:
+    """How each query URL last answered: the method (POST or GET) and the URL (after a redirect).
+
+    Bounded (least recently used entries go first). A process keeps one (`DEFAULT_MEMORY`), shared
+    by every Prometheus source, because it describes the server behind a URL, not a policy.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._entries: OrderedDict[str, tuple[str, URL]] = OrderedDict()
+
+    def get(self, url: URL) -> tuple[str, URL]:
+        """The method and target to use for `url`; POST to `url` itself when nothing is known."""
+        entry = self._entries.get(str(url))
+        if entry is None:
+            return "POST", url
+        self._entries.move_to_end(str(url))
+        return entry
+
+    def remember(self, url: URL, method: str, target: URL) -> None:
+        key = str(url)
+        if (method, target) == ("POST", url):
+            self._entries.pop(key, None)
+            return
+        self._entries[key] = (method, target)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+DEFAULT_MEMORY = MethodMemory()
+
+
+def _allows(resp: HttpResponse, method: str) -> bool:
+    """Whether a 405 answer leaves `method` open: its `Allow` header lists it, or there is none."""
+    allow = resp.headers.get("Allow")
+    if allow is None:
+        return True
+    return method in {m.strip().upper() for m in allow.split(",")}
+
+
+def _same_host(origin: URL, target: URL) -> bool:
+    """Whether credentials for `origin` may go to `target`: same host, and never https → http."""
+    return origin.host == target.host and not (origin.scheme == "https" and target.scheme != "https")
+
+
 class PrometheusSource(Source):
     """Runs one PromQL query; see the module docstring for the scoring rules."""
 
     kind: ClassVar[str] = "prometheus"
 
-    def __init__(self, config: PrometheusConfig, credentials: Credentials | None = None) -> None:
+    def __init__(
+        self,
+        config: PrometheusConfig,
+        credentials: Credentials | None = None,
+        *,
+        memory: MethodMemory | None = None,
+    ) -> None:
         self.config = config
         self.credentials = credentials or Credentials()
+        self.memory = memory if memory is not None else DEFAULT_MEMORY
         self._tls = ssl_context(self.credentials)  # unusable TLS material fails here, before any request
         self._base = _endpoint_url(config.endpoint)
         if not config.query.strip():
@@ -202,14 +285,43 @@ class PrometheusSource(Source):
                 "step": f"{self.config.step:g}",
             }
         form["timeout"] = f"{max(1.0, self.config.timeout - 1):g}s"
+        form.update(STRICT_PARAMETERS)
         async with HttpClient(
             self.credentials,
             timeout=self.config.timeout,
             max_body_bytes=self.config.max_body_bytes,
             tls=self._tls,
         ) as client:
-            resp = await client.request("POST", url, headers=self._authorization(), data=form)
+            resp = await self._query(client, url, form)
         return self._result(resp)
+
+    async def _send(self, client: HttpClient, method: str, target: URL, form: dict[str, str]) -> HttpResponse:
+        if method == "GET":
+            return await client.request("GET", target, headers=self._authorization(), params=form)
+        return await client.request("POST", target, headers=self._authorization(), data=form)
+
+    async def _query(self, client: HttpClient, url: URL, form: dict[str, str]) -> HttpResponse:
+        """Send the query the way this URL last accepted it; adapt to 405 and body-dropping redirects."""
+        method, target = self.memory.get(url)
+        resp = await self._send(client, method, target, form)
+        if resp.status == 405:
+            other = "GET" if method == "POST" else "POST"
+            if _allows(resp, other):
+                method = other
+                resp = await self._send(client, method, target, form)
+        elif method == "POST" and resp.method != "POST":
+            # A 301/302/303 turned the POST into a GET without the query: post again where it led.
+            if not _same_host(target, resp.url):
+                raise SourceError(
+                    Reason.INVALID_CONFIG,
+                    f"{redact(target)} redirects to {redact(resp.url)} on another host, which loses the "
+                    "query and may not get the credentials; set endpoint to where the query API is",
+                )
+            target = resp.url
+            resp = await self._send(client, method, target, form)
+        if resp.status != 405:
+            self.memory.remember(url, method, target)
+        return resp
 
     def _result(self, resp: HttpResponse) -> SourceResult:
         if resp.status != 200:

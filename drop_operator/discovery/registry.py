@@ -12,6 +12,9 @@ Protocol, as real registries behave:
   A `token` in the Secret is sent as a static bearer token. Tokens are cached per realm, service,
   scope and identity until shortly before they expire, in a `TokenCache` that callers may share
   across syncs. Challenges are parsed quote-aware (scopes contain commas).
+- Tags that name a signature, attestation, SBOM or referrers index rather than a runnable image
+  (`sha256-<hex>.sig`, `.att`, `.sbom`, `sha256-<hex>`: `imageref.is_artifact_tag`) are dropped
+  first, whatever `tagFilter` and `topX` say, and counted as `ArtifactTag`.
 - `tagFilter` (searched, bounded by a timeout) selects tags; the remaining tags are ordered newest
   first (see `versions`); the first `topX` per repository are kept.
 
@@ -20,11 +23,19 @@ Scoring: with `topX` set, the newest kept tag of every repository scores `topX`,
 of each repository thus ranks the same, older tags less, and a policy's `weight` scales the whole
 source against others (e.g. against Prometheus counts).
 
-The image is `imageTemplate` rendered with `Registry` (host[:port] of `url`), `Repository` and
-`Tag`, or `<Registry>/<Repository>:<Tag>` without a template.
+The image is `imageTemplate` rendered with `Registry`, `Repository` and `Tag`, or
+`<Registry>/<Repository>:<Tag>` without a template. `Registry` is the name the registry's images
+carry, which is not always the host its API answers on: `https://registry-1.docker.io` (and Docker
+Hub's other API hosts) gives `docker.io`, as pods and runtimes name those images. The other way
+round, a `url` of `https://docker.io` lists tags at `registry-1.docker.io`, as containerd does. The
+alias table is `imageref`'s.
 
-A failure on any repository fails the whole source: partial results would look like images that
-disappeared, and the caller keeps the last complete result instead.
+Repositories fail one by one. A repository that answers 404 (or 401/403, a server error, an
+unusable tag list) is recorded in `SourceResult.failed_parts` and the other repositories' images
+are still returned; the caller keeps that repository's last good images. Only when every
+repository fails, or on an error that concerns the registry as a whole (DNS, TLS, connection,
+timeout, rate limit, configuration), does the source fail as a whole, keeping everything it last
+returned.
 """
 
 from __future__ import annotations
@@ -55,9 +66,10 @@ from drop_operator.discovery.patterns import BoundedPattern
 from drop_operator.discovery.source import Candidate, Source, SourceResult
 from drop_operator.discovery.template import ImageTemplate
 from drop_operator.discovery.versions import sort_newest_first
-from drop_operator.imageref import is_valid_path
+from drop_operator.imageref import is_artifact_tag, is_valid_path, registry_api_host, registry_name
 
 __all__ = [
+    "PER_REPOSITORY_REASONS",
     "Challenge",
     "RegistryConfig",
     "RegistrySource",
@@ -68,6 +80,20 @@ __all__ = [
 
 DROP_FILTERED = "FilteredOut"
 DROP_INVALID_TAG = "InvalidTag"
+DROP_ARTIFACT_TAG = "ArtifactTag"
+#: Failures that concern one repository; any other failure concerns the registry as a whole (the
+#: next repository would fail the same way), so it stops the source at once.
+PER_REPOSITORY_REASONS = frozenset(
+    {
+        Reason.NOT_FOUND,
+        Reason.UNAUTHORIZED,
+        Reason.FORBIDDEN,
+        Reason.SERVER_ERROR,
+        Reason.HTTP_ERROR,
+        Reason.INVALID_RESPONSE,
+        Reason.TOO_LARGE,
+    }
+)
 DEFAULT_MAX_SCAN = 10_000
 DEFAULT_PAGE_SIZE = 1000
 _TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
@@ -191,6 +217,17 @@ class TokenCache:
 # --- the source ------------------------------------------------------------------------------
 
 
+def _every_repository_failed(failures: dict[str, SourceError]) -> SourceError:
+    """One error for a source none of whose repositories answered (a single one: its own error)."""
+    errors = list(failures.values())
+    if len(errors) == 1:
+        return errors[0]
+    reasons = {e.reason for e in errors}
+    reason = reasons.pop() if len(reasons) == 1 else errors[0].reason
+    detail = "; ".join(f"{repo}: {err.reason}: {err.message}" for repo, err in failures.items())
+    return SourceError(reason, f"all {len(errors)} repositories failed: {detail}")
+
+
 @dataclass(frozen=True)
 class RegistryConfig:
     """A registry source as the policy spells it."""
@@ -223,10 +260,15 @@ class RegistrySource(Source):
         self.credentials = credentials or Credentials()
         self._tls = ssl_context(self.credentials)  # unusable TLS material fails here, before any request
         self.token_cache = token_cache if token_cache is not None else TokenCache()
-        self._base = URL(config.url)
-        if self._base.scheme not in ("http", "https") or not self._base.host:
+        url = URL(config.url)
+        if url.scheme not in ("http", "https") or not url.host:
             raise SourceError(Reason.INVALID_CONFIG, f"url {config.url!r} must be an http(s) URL with a host")
-        self.registry_host = self._base.host_port_subcomponent or self._base.host
+        host = url.host_port_subcomponent or url.host
+        #: What images from this registry are named with (`Registry` of the template).
+        self.registry_name = registry_name(host)
+        #: Where requests go: the url, or the API host of a registry named by its image name.
+        self._base = url.with_host(registry_api_host(host)) if url.explicit_port is None else url
+        self.api_host = self._base.host_port_subcomponent or host
         if not config.repositories:
             raise SourceError(Reason.INVALID_CONFIG, "no repositories given")
         for repo in config.repositories:
@@ -257,7 +299,7 @@ class RegistrySource(Source):
             else None
         )
         self._template = ImageTemplate(config.image_template) if config.image_template else None
-        self._origin = f"{self._base.scheme}://{self.registry_host}"
+        self._origin = f"{self._base.scheme}://{self.api_host}"
         self._last_from_cache = False
         self._identity = hashlib.sha256(
             f"{self.credentials.username}\0{self.credentials.password}".encode()
@@ -276,12 +318,24 @@ class RegistrySource(Source):
             max_body_bytes=self.config.max_body_bytes,
             tls=self._tls,
         ) as client:
-            for repo in self.config.repositories:
-                tags, truncated = await self.list_tags(client, repo)
+            repositories = list(dict.fromkeys(self.config.repositories))
+            result.parts = len(repositories)
+            for repo in repositories:
+                try:
+                    tags, truncated = await self.list_tags(client, repo)
+                except SourceError as err:
+                    if err.reason not in PER_REPOSITORY_REASONS:
+                        raise
+                    result.failed_parts[repo] = err
+                    continue
                 result.scanned += len(tags)
                 if truncated:
                     result.warnings.append(f"{repo}: stopped after maxScan={self.config.max_scan} tags")
-                result.candidates.extend(self._candidates(repo, tags, result.dropped))
+                for candidate in self._candidates(repo, tags, result.dropped):
+                    result.candidates.append(candidate)
+                    result.part_of.setdefault(candidate.image, repo)
+        if len(result.failed_parts) == len(repositories):
+            raise _every_repository_failed(result.failed_parts)
         return result
 
     async def list_tags(self, client: HttpClient, repository: str) -> tuple[list[str], bool]:
@@ -336,6 +390,10 @@ class RegistrySource(Source):
         valid = [t for t in tags if _TAG_RE.fullmatch(t)]
         if len(valid) != len(tags):
             dropped[DROP_INVALID_TAG] += len(tags) - len(valid)
+        runnable = [t for t in valid if not is_artifact_tag(t)]
+        if len(runnable) != len(valid):
+            dropped[DROP_ARTIFACT_TAG] += len(valid) - len(runnable)
+            valid = runnable
         if self._tag_filter is not None:
             kept = [t for t in valid if self._tag_filter.search(t)]
             dropped[DROP_FILTERED] += len(valid) - len(kept)
@@ -346,9 +404,9 @@ class RegistrySource(Source):
         top = self.config.top_x or len(ordered)
         out: list[Candidate] = []
         for rank, tag in enumerate(ordered):
-            variables = {"Registry": self.registry_host, "Repository": repo, "Tag": tag}
+            variables = {"Registry": self.registry_name, "Repository": repo, "Tag": tag}
             image = (
-                self._template.render(variables) if self._template else f"{self.registry_host}/{repo}:{tag}"
+                self._template.render(variables) if self._template else f"{self.registry_name}/{repo}:{tag}"
             )
             out.append(Candidate(image, float(top - rank)))
         return out

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from drop_operator.imageref import ImageReference, InvalidReferenceError, is_valid_path, normalize, parse
+from drop_operator.imageref import (
+    ImageReference,
+    InvalidReferenceError,
+    is_artifact_tag,
+    is_valid_path,
+    normalize,
+    parse,
+    registry_api_host,
+    registry_name,
+)
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -94,3 +103,75 @@ def test_is_valid_path() -> None:
     assert is_valid_path("gitlab-org/gitlab-runner/gitlab-runner-helper")
     assert not is_valid_path("Gitlab-org/x")
     assert not is_valid_path("a/")
+
+
+# --- registry hosts: the API host is not always the image's registry name ----------------------
+
+
+@pytest.mark.parametrize(
+    ("api_host", "name"),
+    [
+        ("registry-1.docker.io", "docker.io"),
+        ("index.docker.io", "docker.io"),
+        ("registry.hub.docker.com", "docker.io"),
+        ("Registry-1.Docker.IO", "docker.io"),
+        ("docker.io", "docker.io"),
+        ("registry-1.docker.io:5000", "registry-1.docker.io:5000"),  # another port is another server
+        ("registry.gitlab.com", "registry.gitlab.com"),
+        ("127.0.0.1:5000", "127.0.0.1:5000"),
+    ],
+)
+def test_registry_name_of_api_host(api_host: str, name: str) -> None:
+    assert registry_name(api_host) == name
+
+
+def test_registry_api_host_of_name() -> None:
+    assert registry_api_host("docker.io") == "registry-1.docker.io"
+    assert registry_api_host("registry.gitlab.com") == "registry.gitlab.com"
+    assert registry_name(registry_api_host("docker.io")) == "docker.io"
+
+
+def test_only_the_legacy_index_is_rewritten_inside_a_reference() -> None:
+    # Runtimes store a pull of `registry-1.docker.io/...` under that name; so must the operator.
+    assert (
+        normalize("registry-1.docker.io/library/nginx:1.27.3") == "registry-1.docker.io/library/nginx:1.27.3"
+    )
+    assert normalize("index.docker.io/library/nginx:1.27.3") == "docker.io/library/nginx:1.27.3"
+
+
+# --- tags that are not runnable images -------------------------------------------------------
+
+HEX = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        f"sha256-{HEX}.sig",  # cosign signature
+        f"sha256-{HEX}.att",  # cosign attestation
+        f"sha256-{HEX}.sbom",  # cosign SBOM
+        f"sha256-{HEX}",  # OCI referrers tag schema fallback (cosign, notation, oras)
+        f"sha512-{HEX}",  # the schema truncates longer digests to 64 characters
+        f"sha512-{HEX}{HEX}.sig",
+        f"sha256-{HEX}.custom-attachment",
+    ],
+)
+def test_artifact_tags(tag: str) -> None:
+    assert is_artifact_tag(tag)
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "1.27.3",
+        "latest",
+        "sha-860c190",
+        "sha256",
+        "sha256-0a1b2c3",
+        f"v1-{HEX}",
+        f"sha256-{HEX.upper()}",
+        "x86_64-v17.5.0",
+    ],
+)
+def test_runnable_tags(tag: str) -> None:
+    assert not is_artifact_tag(tag)

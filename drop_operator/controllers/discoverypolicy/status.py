@@ -4,7 +4,9 @@ Pure functions from "what ran and what happened" to api models, so the same word
 cluster and in ``drop-operator discover``, and every rule is unit-tested.
 
 A failing source keeps its previous entry's ``images`` and ``lastSuccessTime``: that is the
-last-known-good result the merge keeps using, and the "since when" of the stale condition.
+last-known-good result the merge keeps using, and the "since when" of the stale condition. A
+*partial* answer (some repositories of a registry source failed) is current for the parts that
+answered: the entry is fresh but not healthy, and lists the failing repositories.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from drop_operator.api.discoverypolicy import (
     SOURCES_HEALTHY,
     DiscoveryPolicyStatus,
     DroppedCount,
-    ScoredImage,
+    RepositoryStatus,
+    SourceImage,
     SourceStatus,
     SourceType,
 )
@@ -35,6 +38,7 @@ __all__ = [
     "SOURCE_FAILED",
     "SourceRun",
     "build_conditions",
+    "is_partial",
     "merge_source_statuses",
     "unreadable_spec_status",
 ]
@@ -56,22 +60,41 @@ _MAX_ERROR = 1024
 class SourceRun:
     """The outcome of running one source once.
 
-    ``images`` is None when the run failed; then ``reason`` and ``message`` say why.
+    ``images`` is None when the run failed; then ``reason`` and ``message`` say why. A partial
+    answer has ``images`` and also ``reason``/``message`` (what is missing), and ``failing_parts``
+    (``reason``, ``message`` of each failing repository).
     """
 
     name: str
     type: SourceType
-    images: Sequence[ScoredImage] | None
+    images: Sequence[SourceImage] | None
     images_found: int = 0
     dropped: Mapping[str, int] = field(default_factory=dict)
     warnings: Sequence[str] = ()
     reason: str | None = None
     message: str | None = None
     duration: float = 0.0
+    failing_parts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
+        """Answered completely (what retries, metrics and events count as success)."""
+        return self.images is not None and self.reason is None
+
+    @property
+    def answered(self) -> bool:
+        """Produced images, completely or partially."""
         return self.images is not None
+
+
+def is_partial(status: SourceStatus) -> bool:
+    """Whether the entry's last attempt was a partial answer (fresh, but some repositories failing)."""
+    return (
+        not status.healthy
+        and bool(status.failing_repositories)
+        and status.last_success_time is not None
+        and status.last_success_time == status.last_sync_time
+    )
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -110,11 +133,14 @@ def merge_source_statuses(
                 SourceStatus(
                     name=name,
                     type=type_,
-                    healthy=True,
+                    healthy=run.reason is None,
                     last_sync_time=now,
                     last_success_time=now,
+                    last_error=_truncate(run.message, _MAX_ERROR) if run.message else None,
+                    reason=run.reason,
                     images_found=run.images_found,
                     dropped=dropped[:_MAX_DROPPED],
+                    failing_repositories=_failing_repositories(run, old) or None,
                     images=list(run.images[:keep]),
                 )
             )
@@ -130,13 +156,38 @@ def merge_source_statuses(
                 reason=run.reason or "Failed",
                 images_found=old.images_found if old else 0,
                 dropped=list(old.dropped) if old else [],
+                failing_repositories=old.failing_repositories if old else None,
                 images=list(old.images) if old else [],
             )
         )
     return out
 
 
+def _failing_repositories(run: SourceRun, old: SourceStatus | None) -> list[RepositoryStatus]:
+    """One entry per failing repository; "last success" is its own, or when the source last had it."""
+    before = {r.name: r for r in (old.failing_repositories or [])} if old else {}
+    out: list[RepositoryStatus] = []
+    for repo, (reason, message) in list(run.failing_parts.items())[:50]:
+        if repo in before:
+            since = before[repo].last_success_time
+        elif old is not None and any(i.repository in (repo, None) for i in old.images):
+            since = old.last_success_time
+        else:
+            since = None
+        out.append(
+            RepositoryStatus(
+                name=repo, reason=reason, last_error=_truncate(message, _MAX_ERROR), last_success_time=since
+            )
+        )
+    return out
+
+
 def _failure_line(status: SourceStatus) -> str:
+    if is_partial(status):
+        return (
+            f"{status.name}: {status.reason}: {status.last_error or ''} (the other repositories are "
+            f"current; each failing one keeps its last good images)"
+        )
     stale = (
         f"stale since {format_time(status.last_success_time)}, keeping its {len(status.images)} images"
         if status.last_success_time is not None

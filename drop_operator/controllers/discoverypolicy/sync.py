@@ -18,6 +18,9 @@ How results flow:
    its last success, after restarts too, because the store is the object's status.
 4. If no source is healthy after the pass, ``discoveredImages`` is left exactly as it was: a list
    emptied by outages would make every CachedImageSet delete its children.
+5. A partial answer (some repositories of a registry source failed) is stored as fresh images of
+   the repositories that answered plus the last good images of those that failed
+   (``engine.carry_forward``); the source is then not healthy, but it did answer.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from drop_operator.api.discoverypolicy import (
     DiscoveryPolicySpec,
     DiscoveryPolicyStatus,
     DiscoverySource,
-    ScoredImage,
+    SourceImage,
+    SourceStatus,
     SourceType,
 )
 from drop_operator.controllers.discoverypolicy.secrets import SecretError
@@ -43,15 +47,24 @@ from drop_operator.controllers.discoverypolicy.sourcebuild import build_source, 
 from drop_operator.controllers.discoverypolicy.status import (
     SourceRun,
     build_conditions,
+    is_partial,
     merge_source_statuses,
 )
-from drop_operator.discovery.engine import ImageFilter, SourceCandidates, rank
+from drop_operator.discovery.engine import (
+    ImageFilter,
+    PartImage,
+    SourceCandidates,
+    carry_forward,
+    normalized_parts,
+    rank,
+)
 from drop_operator.discovery.errors import DiscoveryError, InvalidImageFilterError, Reason
 from drop_operator.discovery.http import Credentials
 from drop_operator.discovery.registry import TokenCache
 from drop_operator.discovery.source import Candidate, SourceResult
 
 __all__ = [
+    "DROP_ARTIFACT_TAG",
     "DROP_EXCLUDED",
     "DROP_INVALID_REFERENCE",
     "INTERNAL_ERROR",
@@ -65,6 +78,7 @@ __all__ = [
 
 DROP_INVALID_REFERENCE = "InvalidReference"
 DROP_EXCLUDED = "ExcludedByImageFilter"
+DROP_ARTIFACT_TAG = "ArtifactTag"
 INTERNAL_ERROR = "InternalError"
 
 #: Fetches the credentials of a source (None when it has no ``secretRef``); raises ``SecretError``.
@@ -151,8 +165,13 @@ def compile_filter(spec: DiscoveryPolicySpec) -> ImageFilter | None:
     return ImageFilter(spec.image_filter) if spec.image_filter else None
 
 
-def _ranked_source(outcome: RawOutcome, image_filter: ImageFilter | None, keep: int) -> SourceRun:
-    """A successful outcome normalized, merged per image and filtered; raises InvalidImageFilterError."""
+def _ranked_source(
+    outcome: RawOutcome, image_filter: ImageFilter | None, keep: int, old: SourceStatus | None
+) -> SourceRun:
+    """A successful outcome normalized, merged per image and filtered; raises InvalidImageFilterError.
+
+    ``old`` is the source's previous entry: a partial answer keeps its failing repositories' images.
+    """
     result = outcome.result
     assert result is not None
     ranking = rank([SourceCandidates(outcome.name, result.candidates)], image_filter=image_filter)
@@ -162,17 +181,28 @@ def _ranked_source(outcome: RawOutcome, image_filter: ImageFilter | None, keep: 
         dropped[DROP_INVALID_REFERENCE] += invalid.count
     if ranking.filtered_out:
         dropped[DROP_EXCLUDED] += ranking.filtered_out
+    if ranking.artifacts.get(outcome.name):
+        dropped[DROP_ARTIFACT_TAG] += ranking.artifacts[outcome.name]
     warnings = list(result.warnings)
     if invalid is not None and invalid.examples:
         warnings.append("invalid image references, e.g. " + ", ".join(repr(e) for e in invalid.examples))
+    parts = normalized_parts(result.part_of)
+    images = [PartImage(i.image, i.score, parts.get(i.image)) for i in ranking.images]
+    missing = result.partial_error()
+    if missing is not None:
+        previous = [PartImage(i.image, i.score, i.repository) for i in old.images] if old else []
+        images = carry_forward(images, previous, result.failed_parts, keep)
     return SourceRun(
         name=outcome.name,
         type=outcome.type,
-        images=[ScoredImage(image=i.image, score=i.score) for i in ranking.images[:keep]],
+        images=[SourceImage(image=i.image, score=i.score, repository=i.part) for i in images[:keep]],
         images_found=ranking.distinct,
         dropped=dict(dropped),
         warnings=warnings,
+        reason=str(missing.reason) if missing else None,
+        message=missing.message if missing else None,
         duration=outcome.duration,
+        failing_parts={p: (str(e.reason), e.message) for p, e in result.failed_parts.items()},
     )
 
 
@@ -223,8 +253,12 @@ def apply_outcomes(
     filter_error = image_filter_error
     ranked: dict[str, SourceRun] = {}
     if filter_error is None:
+        before = {s.name: s for s in previous.sources}
         try:
-            ranked = {o.name: _ranked_source(o, image_filter, keep) for o in succeeded}
+            ranked = {
+                o.name: _ranked_source(o, image_filter, keep, _same_source(before.get(o.name), o.type))
+                for o in succeeded
+            }
         except InvalidImageFilterError as err:
             filter_error = err.message
     if filter_error is not None:
@@ -234,7 +268,7 @@ def apply_outcomes(
     runs.update(ranked)
     statuses = merge_source_statuses(names=names, previous=previous.sources, runs=runs, now=now, keep=keep)
     ran = [s for s in statuses if s.last_sync_time is not None]
-    all_failed = bool(ran) and not any(s.healthy for s in statuses)
+    all_failed = bool(ran) and not any(s.healthy or is_partial(s) for s in statuses)
 
     images = previous.discovered_images
     kept_previous = True
@@ -284,6 +318,11 @@ def apply_outcomes(
         image_filter_error=filter_error,
         kept_previous_images=kept_previous,
     )
+
+
+def _same_source(entry: SourceStatus | None, type_: SourceType) -> SourceStatus | None:
+    """The previous entry if it was for a source of the same type (a reused name starts over)."""
+    return entry if entry is not None and entry.type == type_ else None
 
 
 def _healthy_but_unchanged(outcome: RawOutcome, previous: DiscoveryPolicyStatus) -> SourceRun:

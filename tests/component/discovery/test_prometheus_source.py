@@ -11,6 +11,7 @@ from aiohttp import web
 
 from devtools.process import free_port
 from drop_operator.discovery import Credentials, PrometheusConfig, PrometheusSource, Reason, SourceError
+from drop_operator.discovery.prometheus import MethodMemory
 from tests.component.discovery.conftest import ServeApp
 from tests.infra.prometheus import PrometheusFactory, PrometheusServer, series_ending_now
 from tests.infra.tls import CertAuthority
@@ -273,6 +274,181 @@ async def test_stalled_server_times_out(serve_app: ServeApp) -> None:
         await _discover(PrometheusConfig(url, "m", timeout=0.5))
     assert err.value.reason is Reason.TIMEOUT
     assert loop.time() - start < 3
+
+
+@pytest.mark.parametrize(
+    ("server", "data", "query_type"),
+    [
+        ("Prometheus 2.0 / Thanos", {"resultType": "vector", "result": None}, "instant"),
+        ("Google's managed Prometheus frontend", {"resultType": "matrix", "result": None}, "range"),
+        ("Cortex query-frontend", {"resultType": "", "result": None}, "instant"),
+        ("Cortex query-frontend", {"resultType": "", "result": None}, "range"),
+    ],
+)
+async def test_no_series_as_null_is_an_empty_healthy_answer(
+    serve_app: ServeApp, server: str, data: dict[str, object], query_type: str
+) -> None:
+    """Fake: a Prometheus-compatible server that spells "no series" with null, as `server` does."""
+
+    async def handler(_: web.Request) -> web.Response:
+        return web.json_response({"status": "success", "data": data})
+
+    app = web.Application()
+    app.router.add_route("*", "/api/v1/{api:query|query_range}", handler)
+    url = await serve_app(app)
+    result = await PrometheusSource(
+        PrometheusConfig(url, "m", query_type=query_type),
+        memory=MethodMemory(),  # type: ignore[arg-type]
+    ).discover()
+    assert (result.candidates, result.dropped, result.scanned, result.warnings) == ([], {}, 0, [])
+
+
+def _vmselect(seen: list[dict[str, str]], *, honours_deny: bool) -> web.Application:
+    """Fake: VictoriaMetrics' vmselect while one vmstorage node is down.
+
+    With `honours_deny` it refuses to answer partially when asked (`deny_partial_response=1`), as
+    vmselect does; without, it stands for a vmselect that ignores the argument (an old one, or a
+    proxy that drops arguments it does not know) and answers `"isPartial": true`.
+    """
+
+    async def handler(request: web.Request) -> web.Response:
+        params = dict(await request.post()) if request.method == "POST" else dict(request.query)
+        seen.append({k: str(v) for k, v in params.items()})
+        if honours_deny and params.get("deny_partial_response") == "1":
+            return web.json_response(
+                {"status": "error", "errorType": "503", "error": "cannot fetch query results from vmstorage"},
+                status=503,
+            )
+        series = [{"metric": {"image": "nginx:1.25"}, "value": [1.0, "3"]}]
+        return web.json_response(
+            {"status": "success", "isPartial": True, "data": {"resultType": "vector", "result": series}}
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/select/0/prometheus/api/v1/query", handler)
+    return app
+
+
+@pytest.mark.parametrize("honours_deny", [True, False])
+async def test_a_partial_victoriametrics_answer_is_never_taken_as_complete(
+    serve_app: ServeApp, honours_deny: bool
+) -> None:
+    seen: list[dict[str, str]] = []
+    url = await serve_app(_vmselect(seen, honours_deny=honours_deny))
+    source = PrometheusSource(PrometheusConfig(f"{url}/select/0/prometheus", "m"), memory=MethodMemory())
+    with pytest.raises(SourceError) as err:
+        await source.discover()
+    # Asked to refuse partial answers, in the spelling of each server that can give one.
+    assert seen[0]["deny_partial_response"] == "1" and seen[0]["partial_response"] == "false"
+    if honours_deny:
+        assert err.value.reason is Reason.QUERY_FAILED
+    else:
+        assert err.value.reason is Reason.PARTIAL_RESPONSE
+        assert "isPartial" in err.value.message
+
+
+def _get_only(upstream: PrometheusServer, methods: list[str]) -> web.Application:
+    """Fake: a query proxy that only allows GET (405 with `Allow: GET` to anything else)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        methods.append(request.method)
+        if request.method != "GET":
+            return web.Response(status=405, text="method not allowed", headers={"Allow": "GET, HEAD"})
+        async with aiohttp.ClientSession() as session, session.get(
+            upstream.url + request.path, params=request.query
+        ) as resp:  # fmt: skip
+            return web.Response(status=resp.status, body=await resp.read(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+@pytest.mark.parametrize("query_type", ["instant", "range"])
+async def test_get_only_endpoint_answers_by_get_and_is_remembered(
+    prometheus_server: PrometheusFactory, serve_app: ServeApp, query_type: str
+) -> None:
+    prom = prometheus_server(series_ending_now("m", [({"image": "a:1"}, [1, 4, 2])]))
+    methods: list[str] = []
+    url = await serve_app(_get_only(prom, methods))
+    memory = MethodMemory()
+    config = PrometheusConfig(url, "m", query_type=query_type, lookback=600, step=60)  # type: ignore[arg-type]
+    expected = {"a:1": 4.0 if query_type == "range" else 2.0}
+    result = await PrometheusSource(config, memory=memory).discover()
+    assert dict(result.candidates) == expected
+    assert methods == ["POST", "GET"]
+    # The next sync (a new source object, as every sync builds) goes straight to GET.
+    result = await PrometheusSource(config, memory=memory).discover()
+    assert dict(result.candidates) == expected
+    assert methods == ["POST", "GET", "GET"]
+
+
+async def test_405_that_does_not_allow_get_is_reported(serve_app: ServeApp) -> None:
+    """Fake: an endpoint that answers 405 and allows only PUT."""
+
+    async def handler(_: web.Request) -> web.Response:
+        return web.Response(status=405, text="use PUT", headers={"Allow": "PUT"})
+
+    url = await serve_app(_fake(handler))
+    with pytest.raises(SourceError) as err:
+        await PrometheusSource(PrometheusConfig(url, "m"), memory=MethodMemory()).discover()
+    assert err.value.reason is Reason.HTTP_ERROR and "HTTP 405" in err.value.message
+
+
+def _moved(upstream: PrometheusServer, seen: list[tuple[str, str]], *, location: str) -> web.Application:
+    """Fake: a front that moved the query API from /old to /new with a 301, as path rewrites do."""
+
+    async def old(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path))
+        raise web.HTTPMovedPermanently(location=location + request.path.replace("/old", "/new", 1))
+
+    async def new(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path))
+        async with aiohttp.ClientSession() as session, session.request(
+            request.method, upstream.url + request.path.removeprefix("/new"), params=request.query,
+            data=await request.read(), headers={"Content-Type": request.headers.get("Content-Type", "")},
+        ) as resp:  # fmt: skip
+            return web.Response(status=resp.status, body=await resp.read(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/old/{tail:.*}", old)
+    app.router.add_route("*", "/new/{tail:.*}", new)
+    return app
+
+
+async def test_a_redirect_that_drops_the_post_body_is_followed_with_the_query(
+    prometheus_server: PrometheusFactory, serve_app: ServeApp
+) -> None:
+    prom = prometheus_server(series_ending_now("m", [({"image": "a:1"}, 3.0)]))
+    seen: list[tuple[str, str]] = []
+    url = await serve_app(_moved(prom, seen, location=""))
+    memory = MethodMemory()
+    config = PrometheusConfig(f"{url}/old", "m")
+    assert dict((await PrometheusSource(config, memory=memory).discover()).candidates) == {"a:1": 3.0}
+    # aiohttp followed the 301 with a body-less GET (which Prometheus rejects); the query is posted again.
+    assert seen == [
+        ("POST", "/old/api/v1/query"),
+        ("GET", "/new/api/v1/query"),
+        ("POST", "/new/api/v1/query"),
+    ]
+    seen.clear()
+    assert dict((await PrometheusSource(config, memory=memory).discover()).candidates) == {"a:1": 3.0}
+    assert seen == [("POST", "/new/api/v1/query")]
+
+
+async def test_a_redirect_to_another_host_is_not_followed_with_credentials(
+    prometheus_server: PrometheusFactory, serve_app: ServeApp
+) -> None:
+    prom = prometheus_server(series_ending_now("m", [({"image": "a:1"}, 3.0)]))
+    seen: list[tuple[str, str]] = []
+    target = await serve_app(_moved(prom, [], location=""))
+    url = await serve_app(_moved(prom, seen, location=target.replace("127.0.0.1", "localhost")))
+    with pytest.raises(SourceError) as err:
+        await PrometheusSource(
+            PrometheusConfig(f"{url}/old", "m"), Credentials(token="t0ken"), memory=MethodMemory()
+        ).discover()
+    assert err.value.reason is Reason.INVALID_CONFIG
+    assert "another host" in err.value.message and "localhost" in err.value.message
 
 
 def test_invalid_config() -> None:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 
 import pytest
 from aiohttp import web
 
 from devtools.process import free_port
+from drop_operator import preview
+from drop_operator.api.discoverypolicy import (
+    DiscoveryPolicy,
+    DiscoveryPolicySpec,
+    DiscoveryPolicyStatus,
+    DiscoverySource,
+)
+from drop_operator.api.meta import find_condition, utcnow
+from drop_operator.controllers.discoverypolicy.sync import apply_outcomes, run_sources
 from drop_operator.discovery import (
     Credentials,
     Reason,
@@ -20,6 +30,8 @@ from drop_operator.discovery import (
     rank,
 )
 from tests.component.discovery.conftest import ServeApp
+from tests.infra.hosts import MapHosts
+from tests.infra.prometheus import PrometheusFactory, series_ending_now
 from tests.infra.registry import RegistryFactory
 
 HELPER = "gitlab-org/gitlab-runner/gitlab-runner-helper"
@@ -126,13 +138,87 @@ async def test_basic_auth_registry(registry_server: RegistryFactory) -> None:
     assert err.value.reason is Reason.UNAUTHORIZED and "HTTP 401" in err.value.message
 
 
-async def test_missing_repository_is_not_found(registry_server: RegistryFactory) -> None:
+async def test_missing_repository_fails_alone(registry_server: RegistryFactory) -> None:
     reg = registry_server()
-    reg.push_image("team/app", "v1")
-    with pytest.raises(SourceError) as err:
-        await RegistrySource(RegistryConfig(reg.url, ["team/app", "team/missing"])).discover()
-    assert err.value.reason is Reason.NOT_FOUND
-    assert "NAME_UNKNOWN" in err.value.message or "name unknown" in err.value.message
+    reg.push_tags("team/app", ["v1", "v2"])
+    result = await RegistrySource(RegistryConfig(reg.url, ["team/app", "team/missing"])).discover()
+    assert [c.image for c in result.candidates] == [f"{reg.host}/team/app:v2", f"{reg.host}/team/app:v1"]
+    assert result.part_of == {c.image: "team/app" for c in result.candidates}
+    assert list(result.failed_parts) == ["team/missing"] and result.parts == 2
+    err = result.failed_parts["team/missing"]
+    assert err.reason is Reason.NOT_FOUND
+    assert "NAME_UNKNOWN" in err.message or "name unknown" in err.message
+
+    # Every repository missing: the source fails as a whole, naming each.
+    with pytest.raises(SourceError) as failed:
+        await RegistrySource(RegistryConfig(reg.url, ["team/missing", "team/gone"])).discover()
+    assert failed.value.reason is Reason.NOT_FOUND
+    assert failed.value.message.startswith("all 2 repositories failed: team/missing: NotFound: ")
+    assert "team/gone: NotFound" in failed.value.message
+    with pytest.raises(SourceError) as failed:  # one repository: its own error, unchanged
+        await RegistrySource(RegistryConfig(reg.url, ["team/missing"])).discover()
+    assert failed.value.reason is Reason.NOT_FOUND and failed.value.message.startswith("HTTP 404")
+
+
+async def test_a_deleted_repository_keeps_its_last_good_tags_while_the_others_move_on(
+    registry_server: RegistryFactory,
+) -> None:
+    """The operator's own sync code (no cluster) over a real registry, across two syncs."""
+    reg = registry_server()
+    reg.push_tags("team/a", ["1.0.0"])
+    reg.push_tags("team/b", ["2.0.0", "2.1.0"])
+    reg.push_tags("team/c", ["3.0.0"])
+    spec = DiscoveryPolicySpec.model_validate(
+        {
+            "topX": 10,
+            "sources": [
+                {
+                    "type": "registry",
+                    "name": "apps",
+                    "registry": {"url": reg.url, "repositories": ["team/a", "team/b", "team/c"], "topX": 2},
+                }
+            ],
+        }
+    )
+
+    async def no_secret(_: DiscoverySource) -> None:
+        return None
+
+    async def sync(previous: DiscoveryPolicyStatus) -> DiscoveryPolicyStatus:
+        outcomes = await run_sources(spec, no_secret)
+        return apply_outcomes(
+            spec=spec,
+            generation=1,
+            previous=previous,
+            outcomes=outcomes,
+            image_filter=None,
+            full=True,
+            now=utcnow(),
+        ).status
+
+    first = await sync(DiscoveryPolicyStatus())
+    assert {i.image for i in first.discovered_images} == {
+        f"{reg.host}/team/a:1.0.0", f"{reg.host}/team/b:2.1.0", f"{reg.host}/team/b:2.0.0", f"{reg.host}/team/c:3.0.0",
+    }  # fmt: skip
+
+    # team/b is deleted from the registry (it now answers 404); team/a gets a new release.
+    shutil.rmtree(reg.storage / "docker" / "registry" / "v2" / "repositories" / "team" / "b")
+    reg.push_tags("team/a", ["1.1.0"])
+    second = await sync(first)
+    assert [(i.image, i.score) for i in second.discovered_images] == [
+        (f"{reg.host}/team/a:1.1.0", 2.0),
+        (f"{reg.host}/team/b:2.1.0", 2.0),  # kept from its last good answer
+        (f"{reg.host}/team/c:3.0.0", 2.0),
+        (f"{reg.host}/team/a:1.0.0", 1.0),
+        (f"{reg.host}/team/b:2.0.0", 1.0),
+    ]
+    [entry] = second.sources
+    assert (entry.healthy, entry.reason) == (False, "NotFound")
+    assert entry.failing_repositories is not None
+    assert [(r.name, r.reason) for r in entry.failing_repositories] == [("team/b", "NotFound")]
+    assert entry.failing_repositories[0].last_success_time == first.sources[0].last_success_time
+    ready = find_condition(second.conditions, "Ready")
+    assert ready is not None and (ready.status, ready.reason) == ("True", "PartiallyDiscovered")
 
 
 async def test_v3_real_pagination_and_max_scan(registry_server: RegistryFactory) -> None:
@@ -215,6 +301,124 @@ async def test_version_pattern(registry_server: RegistryFactory) -> None:
     assert [c.image.rsplit(":", 1)[1] for c in result.candidates] == [
         "build-20240101-10", "build-20240101-9", "build-20231231-12",
     ]  # fmt: skip
+
+
+# --- tags written by CI and supply-chain tooling ----------------------------------------------
+
+#: docker/metadata-action's defaults: semver aliases, the branch, and `sha-<short commit>`.
+CI_TAGS = ["1", "1.3", "1.3.2", "1.4", "1.4.0", "latest", "main"]
+CI_TAGS += ["sha-0a1b2c3", "sha-860c190", "sha-9b1e2f3", "sha-2024abc"]
+DIGEST_TAG = "sha256-" + "0a1b2c3d4e5f6071" * 4
+
+
+async def test_commit_tags_do_not_outrank_releases(registry_server: RegistryFactory) -> None:
+    reg = registry_server()
+    reg.push_tags("team/app", CI_TAGS)
+    result = await RegistrySource(RegistryConfig(reg.url, ["team/app"], top_x=3)).discover()
+    assert [c.image for c in result.candidates] == [
+        f"{reg.host}/team/app:{t}" for t in ("1.4.0", "1.4", "1.3.2")
+    ]
+
+
+async def test_gitlab_helper_revision_tags_do_not_outrank_releases(registry_server: RegistryFactory) -> None:
+    reg = registry_server()
+    tags = ["x86_64-v17.3.2", "x86_64-v17.4.1", "x86_64-v17.5.0", "x86_64-58ba2b95", "x86_64-8fa89735"]
+    tags += ["x86_64-ece86343", "x86_64-latest", "x86_64-bleeding"]
+    reg.push_tags(HELPER, tags)
+    config = RegistryConfig(reg.url, [HELPER], tag_filter="^x86_64-", top_x=3)
+    result = await RegistrySource(config).discover()
+    assert [c.image.rsplit(":", 1)[1] for c in result.candidates] == [
+        "x86_64-v17.5.0", "x86_64-v17.4.1", "x86_64-v17.3.2",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("top_x", "tag_filter"), [(1, None), (10, None), (10, ".")])
+async def test_signatures_attestations_and_sboms_are_never_published(
+    registry_server: RegistryFactory, top_x: int, tag_filter: str | None
+) -> None:
+    reg = registry_server()
+    artifacts = [f"{DIGEST_TAG}.sig", f"{DIGEST_TAG}.att", f"{DIGEST_TAG}.sbom", DIGEST_TAG]
+    reg.push_tags("team/app", ["1.0.0", "1.1.0", *artifacts])
+    config = RegistryConfig(reg.url, ["team/app"], top_x=top_x, tag_filter=tag_filter)
+    result = await RegistrySource(config).discover()
+    assert [c.image for c in result.candidates] == [f"{reg.host}/team/app:{t}" for t in ("1.1.0", "1.0.0")][
+        :top_x
+    ]
+    assert result.dropped["ArtifactTag"] == 4
+    assert result.scanned == 6
+
+
+# --- the registry's API host is not the image's registry name ---------------------------------
+
+DOCKER_HUB_API_HOSTS = ["registry-1.docker.io", "index.docker.io", "registry.hub.docker.com"]
+
+
+@pytest.mark.parametrize("url", [f"https://{h}" for h in DOCKER_HUB_API_HOSTS] + ["https://docker.io"])
+async def test_docker_hub_api_hosts_name_images_docker_io(
+    registry_server: RegistryFactory, map_hosts: MapHosts, url: str
+) -> None:
+    """A real registry standing for Docker Hub: only its API host names are mapped to it."""
+    reg = registry_server(auth="token", tls=True, tls_names=DOCKER_HUB_API_HOSTS)
+    reg.push_tags("library/nginx", ["1.27.3"])
+    assert reg.ca_pem is not None
+    port = int(reg.host.rsplit(":", 1)[1])
+    # `docker.io` itself is not mapped: a source at https://docker.io must list at registry-1.docker.io.
+    map_hosts({host: ("127.0.0.1", port) for host in DOCKER_HUB_API_HOSTS})
+    creds = Credentials(ca_pem=reg.ca_pem.decode())
+    plain = await RegistrySource(RegistryConfig(url, ["library/nginx"]), creds).discover()
+    assert [c.image for c in plain.candidates] == ["docker.io/library/nginx:1.27.3"]
+    templated = RegistryConfig(
+        url, ["library/nginx"], image_template="{{ .Registry }}/{{ .Repository }}:{{ .Tag }}"
+    )
+    result = await RegistrySource(templated, creds).discover()
+    assert [c.image for c in result.candidates] == ["docker.io/library/nginx:1.27.3"]
+
+
+async def test_docker_hub_tags_and_pod_usage_merge_into_one_image(
+    registry_server: RegistryFactory, prometheus_server: PrometheusFactory, map_hosts: MapHosts
+) -> None:
+    """`drop-operator discover`'s code path: a registry source at Docker Hub's API host and a
+    Prometheus source that saw pods run `nginx:1.27.3` name one image, whose scores add up."""
+    reg = registry_server(auth="token", tls=True, tls_names=DOCKER_HUB_API_HOSTS)
+    reg.push_tags("library/nginx", ["1.27.3"])
+    assert reg.ca_pem is not None
+    map_hosts({"registry-1.docker.io": ("127.0.0.1", int(reg.host.rsplit(":", 1)[1]))})
+    prom = prometheus_server(series_ending_now("pods", [({"image": "nginx:1.27.3"}, 40.0)]))
+    policy = DiscoveryPolicy.model_validate(
+        {
+            "apiVersion": "drop.corewire.io/v1alpha1",
+            "kind": "DiscoveryPolicy",
+            "metadata": {"name": "nginx"},
+            "spec": {
+                "topX": 10,
+                "sources": [
+                    {
+                        "type": "prometheus",
+                        "name": "usage",
+                        "prometheus": {"endpoint": prom.url, "query": "pods"},
+                    },
+                    {
+                        "type": "registry",
+                        "name": "hub",
+                        # topX 2: the newest (and only) tag scores 2.
+                        "registry": {
+                            "url": "https://registry-1.docker.io",
+                            "repositories": ["library/nginx"],
+                            "topX": 2,
+                        },
+                        "secretRef": {"name": "hub-ca"},
+                    },
+                ],
+            },
+        }
+    )
+    secret = {"kind": "Secret", "metadata": {"name": "hub-ca"}, "stringData": {"ca.crt": reg.ca_pem.decode()}}
+    outcome = await preview.discover(policy, {"hub-ca": secret})
+    assert [(i.image, i.score, i.sources) for i in outcome.status.discovered_images] == [
+        ("docker.io/library/nginx:1.27.3", 42.0, ["hub", "usage"])
+    ]
+    ready = find_condition(outcome.status.conditions, "Ready")
+    assert ready is not None and (ready.status, ready.reason) == ("True", "Discovered")
 
 
 # --- fakes: what no real registry here does --------------------------------------------------

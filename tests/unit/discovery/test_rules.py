@@ -6,15 +6,23 @@ import math
 import time
 
 import pytest
+from yarl import URL
 
-from drop_operator.discovery.engine import ImageFilter, SourceCandidates, rank
+from drop_operator.discovery.engine import (
+    ImageFilter,
+    PartImage,
+    SourceCandidates,
+    carry_forward,
+    normalized_parts,
+    rank,
+)
 from drop_operator.discovery.errors import InvalidImageFilterError, Reason, SourceError
 from drop_operator.discovery.http import Credentials
-from drop_operator.discovery.prometheus import parse_query_response
+from drop_operator.discovery.prometheus import MethodMemory, parse_query_response
 from drop_operator.discovery.registry import TokenCache, parse_challenges, parse_next_link
-from drop_operator.discovery.source import Candidate
+from drop_operator.discovery.source import Candidate, SourceResult
 from drop_operator.discovery.template import ImageTemplate
-from drop_operator.discovery.versions import parse_version, sort_newest_first
+from drop_operator.discovery.versions import is_hash_like, parse_version, sort_newest_first
 
 CATASTROPHIC = r"^docker\.io/library/(a|aa)+:latest$"
 SLOW_IMAGE = "docker.io/library/" + "a" * 60 + "b:latest"
@@ -84,6 +92,73 @@ def test_parse_version(tag: str, numbers: tuple[int, ...]) -> None:
 def test_no_version_in_arch_names() -> None:
     assert parse_version("x86_64-bleeding") is None
     assert parse_version("latest") is None
+
+
+#: Tags docker/metadata-action writes by default: semver aliases, branch, and `sha-<short sha>`.
+CI_TAGS = ["1", "1.3", "1.3.2", "1.4", "1.4.0", "latest", "main"]
+CI_TAGS += ["sha-0a1b2c3", "sha-860c190", "sha-9b1e2f3", "sha-2024abc"]
+
+
+def test_commit_tags_of_ci_tooling_do_not_outrank_releases() -> None:
+    ordered = sort_newest_first(CI_TAGS)
+    assert ordered[:3] == ["1.4.0", "1.4", "1.3.2"]
+    assert ordered == [
+        "1.4.0", "1.4", "1.3.2", "1.3", "1",
+        "latest", "main", "sha-0a1b2c3", "sha-2024abc", "sha-860c190", "sha-9b1e2f3",
+    ]  # fmt: skip
+
+
+def test_gitlab_helper_revision_tags_sort_with_the_unversioned() -> None:
+    tags = ["x86_64-v17.3.2", "x86_64-v17.4.1", "x86_64-v17.5.0", "x86_64-58ba2b95", "x86_64-8fa89735"]
+    tags += ["x86_64-ece86343", "x86_64-latest", "x86_64-bleeding"]
+    assert sort_newest_first(tags)[:3] == ["x86_64-v17.5.0", "x86_64-v17.4.1", "x86_64-v17.3.2"]
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "sha-860c190",
+        "git-0a1b2c3d4e5f",
+        "main-2024abc",
+        "x86_64-58ba2b95",
+        "sha256-" + "0a1b2c3d" * 8,  # a digest-derived tag (referrers tag schema)
+        "sha256-" + "0a1b2c3d" * 8 + ".sig",
+        "build-ABCDEF12",
+    ],
+)
+def test_hash_like_and_digest_derived_tags_have_no_version(tag: str) -> None:
+    assert parse_version(tag) is None
+
+
+@pytest.mark.parametrize(
+    ("tag", "numbers"),
+    [
+        ("20240115", (20240115,)),  # all digits: a number, not a hash
+        ("v1.2.3-0a1b2c3", (1, 2, 3)),  # a hash after a version leaves the version
+        ("1.2.3-abc1234", (1, 2, 3)),
+        ("sha-2024ab", (2024,)),  # 6 characters: too short to be taken for a commit hash
+    ],
+)
+def test_versions_next_to_hash_like_tokens(tag: str, numbers: tuple[int, ...]) -> None:
+    version = parse_version(tag)
+    assert version is not None and version.numbers == numbers
+
+
+@pytest.mark.parametrize(
+    ("token", "hash_like"),
+    [
+        ("0a1b2c3", True),
+        ("860c190", True),
+        ("ece86343", True),
+        ("A1B2C3D4", True),
+        ("0a1b2c", False),  # 6
+        ("1234567", False),  # no letter
+        ("0a1b2c3g", False),  # not hex
+        ("a" * 64 + "1", False),  # 65
+    ],
+)
+def test_is_hash_like(token: str, hash_like: bool) -> None:
+    assert is_hash_like(token) is hash_like
 
 
 # --- challenges and links ------------------------------------------------------------------
@@ -178,6 +253,57 @@ def test_prometheus_drops_and_sums() -> None:
     assert result.scanned == 8
 
 
+@pytest.mark.parametrize(
+    ("payload", "query_type"),
+    [
+        ({"resultType": "vector", "result": None}, "instant"),  # Prometheus 2.0, Thanos
+        ({"resultType": "matrix", "result": None}, "range"),  # Google's managed Prometheus frontend
+        ({"resultType": "", "result": None}, "instant"),  # Cortex query-frontend
+        ({"resultType": "", "result": None}, "range"),
+        ({"resultType": "vector"}, "instant"),  # no result key at all
+        ({"resultType": None, "result": []}, "instant"),
+        ({"resultType": "vector", "result": []}, "instant"),  # Prometheus today
+    ],
+)
+def test_prometheus_no_series_in_every_encoding_is_an_empty_healthy_answer(
+    payload: dict[str, object], query_type: str
+) -> None:
+    result = parse_query_response({"status": "success", "data": payload}, query_type)  # type: ignore[arg-type]
+    assert result.candidates == [] and result.dropped == {} and result.scanned == 0
+
+
+def test_prometheus_series_with_null_labels_is_a_missing_image_label() -> None:
+    data = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": None, "value": [1, "2"]}]},
+    }
+    assert parse_query_response(data, "instant").dropped == {"MissingImageLabel": 1}
+
+
+def test_prometheus_partial_answer_is_not_the_whole_truth() -> None:
+    data = _vector(({"image": "nginx:1.25"}, "2"))
+    data["isPartial"] = True  # VictoriaMetrics: a vmstorage node did not answer
+    with pytest.raises(SourceError) as err:
+        parse_query_response(data, "instant")
+    assert err.value.reason is Reason.PARTIAL_RESPONSE
+    assert "isPartial" in err.value.message and "1 series were not used" in err.value.message
+    data["isPartial"] = False
+    assert parse_query_response(data, "instant").candidates == [Candidate("nginx:1.25", 2.0)]
+
+
+def test_method_memory_is_bounded_and_forgets_the_default() -> None:
+    memory = MethodMemory(limit=2)
+    a, b, c = (URL(f"http://h/{n}/api/v1/query") for n in "abc")
+    assert memory.get(a) == ("POST", a)
+    memory.remember(a, "GET", a)
+    memory.remember(b, "POST", URL("https://h/b2/api/v1/query"))
+    assert memory.get(a) == ("GET", a)  # a is now the most recently used
+    memory.remember(c, "GET", c)
+    assert memory.get(b) == ("POST", b) and memory.get(a) == ("GET", a) and len(memory) == 2
+    memory.remember(a, "POST", a)  # back to the default: nothing to remember
+    assert len(memory) == 1
+
+
 def test_prometheus_range_takes_max_of_finite_values() -> None:
     data = {
         "status": "success",
@@ -200,6 +326,15 @@ def test_prometheus_range_takes_max_of_finite_values() -> None:
             Reason.INVALID_QUERY_RESULT,
         ),
         ({"status": "success", "data": {"resultType": "matrix", "result": []}}, Reason.INVALID_QUERY_RESULT),
+        (
+            {"status": "success", "data": {"resultType": "scalar", "result": None}},
+            Reason.INVALID_QUERY_RESULT,
+        ),
+        (
+            {"status": "success", "data": {"resultType": "", "result": [{"metric": {"image": "a"}}]}},
+            Reason.INVALID_QUERY_RESULT,
+        ),
+        ({"status": "success", "data": {"resultType": "vector", "result": "x"}}, Reason.INVALID_RESPONSE),
         ({"status": "success"}, Reason.INVALID_RESPONSE),
         ([1, 2], Reason.INVALID_RESPONSE),
     ],
@@ -300,3 +435,51 @@ def test_rank_skips_non_finite_scores() -> None:
     ranking = rank([SourceCandidates("s", cands)])
     assert [i.image for i in ranking.images] == ["docker.io/library/c:1"]
     assert ranking.non_finite == 2
+
+
+def test_rank_never_ranks_signatures_attestations_or_sboms() -> None:
+    digest_tag = "sha256-" + "0a1b2c3d" * 8
+    cands = [
+        Candidate(f"nginx:{digest_tag}.sig", 9),
+        Candidate(f"nginx:{digest_tag}", 9),
+        Candidate("nginx:1", 1),
+    ]
+    ranking = rank([SourceCandidates("s", cands)])
+    assert [i.image for i in ranking.images] == ["docker.io/library/nginx:1"]
+    assert ranking.artifacts == {"s": 2} and ranking.invalid == {}
+
+
+# --- sources made of parts (registry repositories) --------------------------------------------
+
+
+def test_carry_forward_keeps_failed_parts_last_good_images() -> None:
+    fresh = [PartImage("r/a:2", 2, "a"), PartImage("r/a:1", 1, "a")]
+    previous = [
+        PartImage("r/a:1", 2, "a"),  # a answered: its fresh list wins
+        PartImage("r/a:0", 1, "a"),
+        PartImage("r/b:5", 2, "b"),  # b failed: kept as it was
+        PartImage("r/b:4", 1, "b"),
+        PartImage("r/legacy:1", 2, None),  # stored without a part: kept while anything fails
+    ]
+    out = carry_forward(fresh, previous, {"b"}, keep=10)
+    assert [(i.image, i.score, i.part) for i in out] == [
+        ("r/a:2", 2, "a"),
+        ("r/b:5", 2, "b"),
+        ("r/legacy:1", 2, None),
+        ("r/a:1", 1, "a"),
+        ("r/b:4", 1, "b"),
+    ]
+    assert len(carry_forward(fresh, previous, {"b"}, keep=2)) == 2
+
+
+def test_normalized_parts_and_partial_error() -> None:
+    assert normalized_parts({"nginx:1": "library/nginx", "Bad Ref": "x"}) == {
+        "docker.io/library/nginx:1": "library/nginx"
+    }
+    result = SourceResult(
+        parts=3, failed_parts={"team/b": SourceError(Reason.NOT_FOUND, "HTTP 404 from registry")}
+    )
+    missing = result.partial_error()
+    assert missing is not None and missing.reason is Reason.NOT_FOUND
+    assert missing.message == "1 of 3 failing, the others answered: team/b: NotFound: HTTP 404 from registry"
+    assert SourceResult().partial_error() is None

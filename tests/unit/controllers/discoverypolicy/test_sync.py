@@ -9,6 +9,7 @@ from typing import Any
 from drop_operator.api.discoverypolicy import DiscoveryPolicySpec, DiscoveryPolicyStatus
 from drop_operator.api.meta import find_condition
 from drop_operator.controllers.discoverypolicy.sync import (
+    DROP_ARTIFACT_TAG,
     DROP_EXCLUDED,
     DROP_INVALID_REFERENCE,
     RawOutcome,
@@ -16,6 +17,7 @@ from drop_operator.controllers.discoverypolicy.sync import (
     apply_outcomes,
     compile_filter,
 )
+from drop_operator.discovery.errors import Reason, SourceError
 from drop_operator.discovery.source import Candidate, SourceResult
 
 T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -289,3 +291,117 @@ def test_condition_transition_time_only_moves_when_status_flips() -> None:
     ready_after = find_condition(again.status.conditions, "Ready")
     assert ready_before is not None and ready_after is not None
     assert ready_after.last_transition_time == ready_before.last_transition_time
+
+
+# --- an empty answer is an answer ------------------------------------------------------------
+
+
+def test_an_empty_answer_replaces_the_list_and_is_ready() -> None:
+    first = healthy_first_sync().status
+    only_prom = spec(
+        sources=[{"type": "prometheus", "prometheus": {"endpoint": "http://127.0.0.1:9", "query": "q"}}]
+    )
+    out = sync(only_prom, first, ok("prometheus-0", "prometheus"), generation=2)
+    assert out.status.discovered_images == [] and not out.all_failed and not out.kept_previous_images
+    assert condition(out.status, "Ready")[:2] == ("True", "Discovered")
+    assert condition(out.status, "SourcesHealthy")[:2] == ("True", "AllSourcesHealthy")
+
+
+def test_signature_tags_reported_by_any_source_are_counted_not_ranked() -> None:
+    digest_tag = "sha256-" + "0a1b2c3d" * 8
+    out = sync(
+        spec(),
+        DiscoveryPolicyStatus(),
+        ok("prometheus-0", "prometheus", (f"nginx:{digest_tag}.sig", 9), ("nginx:1", 1)),
+        ok("registry-1", "registry"),
+    )
+    prom = next(x for x in out.status.sources if x.name == "prometheus-0")
+    assert {d.reason: d.count for d in prom.dropped} == {DROP_ARTIFACT_TAG: 1}
+    assert images(out.status) == [("docker.io/library/nginx:1", 1.0, ["prometheus-0"])]
+
+
+# --- a registry source whose repositories fail one by one --------------------------------------
+
+REPOS = spec(
+    topX=10,
+    sources=[
+        {
+            "type": "registry",
+            "name": "helpers",
+            "registry": {"url": "http://127.0.0.1:9", "repositories": ["team/a", "team/b", "team/c"]},
+        }
+    ],
+)
+
+
+def registry_ok(*repos: str, failed: dict[str, SourceError] | None = None) -> RawOutcome:
+    """A registry outcome: tags 2 and 1 of each answering repository, and the failing ones."""
+    result = SourceResult(parts=3, failed_parts=dict(failed or {}))
+    for repo in repos:
+        for tag, score in (("2", 2.0), ("1", 1.0)):
+            image = f"127.0.0.1:9/{repo}:{tag}"
+            result.candidates.append(Candidate(image, score))
+            result.part_of[image] = repo
+    return RawOutcome("helpers", "registry", result)
+
+
+def test_one_missing_repository_keeps_its_images_and_the_others_stay_current() -> None:
+    first = sync(REPOS, DiscoveryPolicyStatus(), registry_ok("team/a", "team/b", "team/c")).status
+    stored = next(s for s in first.sources if s.name == "helpers")
+    assert {i.repository for i in stored.images} == {"team/a", "team/b", "team/c"}
+
+    later = T0 + timedelta(hours=1)
+    gone = SourceError(Reason.NOT_FOUND, "HTTP 404 from registry: NAME_UNKNOWN")
+    result = registry_ok("team/a", "team/c", failed={"team/b": gone}).result
+    assert result is not None
+    # team/a moved on to tag 3; team/c is unchanged; team/b answers 404.
+    result.candidates = [c for c in result.candidates if not c.image.startswith("127.0.0.1:9/team/a")]
+    result.candidates += [Candidate("127.0.0.1:9/team/a:3", 2.0), Candidate("127.0.0.1:9/team/a:2", 1.0)]
+    result.part_of.update({"127.0.0.1:9/team/a:3": "team/a"})
+    out = sync(REPOS, first, RawOutcome("helpers", "registry", result), now=later)
+    st = out.status
+    assert {i[0] for i in images(st)} == {
+        "127.0.0.1:9/team/a:3",
+        "127.0.0.1:9/team/a:2",
+        "127.0.0.1:9/team/b:2",  # the failing repository's last good tags
+        "127.0.0.1:9/team/b:1",
+        "127.0.0.1:9/team/c:2",
+        "127.0.0.1:9/team/c:1",
+    }
+    entry = next(s for s in st.sources if s.name == "helpers")
+    assert not entry.healthy and entry.reason == "NotFound"
+    assert entry.last_success_time == later and entry.last_sync_time == later
+    assert entry.last_error is not None and entry.last_error.startswith(
+        "1 of 3 failing, the others answered: team/b"
+    )
+    assert entry.failing_repositories is not None
+    [repo] = entry.failing_repositories
+    assert (repo.name, repo.reason, repo.last_success_time) == ("team/b", "NotFound", T0)
+    assert "NAME_UNKNOWN" in (repo.last_error or "")
+    assert not out.all_failed and not out.kept_previous_images
+    assert condition(st, "Ready")[:2] == ("True", "PartiallyDiscovered")
+    status, reason, message = condition(st, "SourcesHealthy")
+    assert (status, reason) == ("False", "NotFound")
+    assert "helpers: NotFound: 1 of 3 failing" in message and "the other repositories are current" in message
+    assert out.runs["helpers"].answered and not out.runs["helpers"].ok  # retried like a failure
+
+    # Still missing an hour later: its own "last success" stays at the time it last answered.
+    again = sync(
+        REPOS, st, registry_ok("team/a", "team/c", failed={"team/b": gone}), now=later + timedelta(hours=1)
+    )
+    entry = next(s for s in again.status.sources if s.name == "helpers")
+    assert entry.failing_repositories is not None and entry.failing_repositories[0].last_success_time == T0
+    assert "127.0.0.1:9/team/b:2" in {i[0] for i in images(again.status)}
+
+    # The whole registry down next: everything kept, failing repositories still listed.
+    down = sync(
+        REPOS, again.status, failed("helpers", "registry", "ConnectionError"), now=later + timedelta(hours=2)
+    )
+    assert down.status.discovered_images == again.status.discovered_images
+    assert next(s for s in down.status.sources if s.name == "helpers").failing_repositories
+
+    # Back: the repository answers again and the entry is healthy with no failing repositories.
+    back = sync(REPOS, down.status, registry_ok("team/a", "team/b", "team/c"), now=later + timedelta(hours=3))
+    entry = next(s for s in back.status.sources if s.name == "helpers")
+    assert entry.healthy and entry.failing_repositories is None and entry.reason is None
+    assert condition(back.status, "Ready")[:2] == ("True", "Discovered")
