@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+from aiohttp import web
 
 from devtools.tools import REPO_ROOT
+from tests.component.discovery.conftest import ServeApp, serve_app
 from tests.infra.prometheus import PrometheusFactory, series_ending_now
+
+__all__ = ["serve_app"]  # the fixture, shared with the discovery component tests
 
 SEED = REPO_ROOT / "tests" / "data" / "seed" / "popular-build-images.yaml"
 SEED_ENDPOINT = "https://mimir.example.com"
@@ -138,3 +143,36 @@ def test_invalid_policy_is_rejected_before_any_query(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "topX" in result.stderr.replace("top_x", "topX")
     assert result.stdout == ""
+
+
+async def test_no_series_spelled_null_exits_zero_with_an_empty_ready_ranking(serve_app: ServeApp) -> None:
+    """Fake: an older Prometheus / Thanos answering a query that matches nothing with `"result": null`."""
+
+    async def handler(_: web.Request) -> web.Response:
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": None}})
+
+    app = web.Application()
+    app.router.add_route("*", "/api/v1/query", handler)
+    url = await serve_app(app)
+    policy = {
+        "apiVersion": "drop.corewire.io/v1alpha1",
+        "kind": "DiscoveryPolicy",
+        "metadata": {"name": "quiet"},
+        "spec": {"sources": [{"type": "prometheus", "prometheus": {"endpoint": url, "query": "m"}}]},
+    }
+    # The fake runs on this test's event loop: run the CLI without blocking it.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "drop_operator", "discover", "-f", "-", "-o", "json",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(yaml.safe_dump(policy).encode()), 120)
+    assert proc.returncode == 0, err.decode()
+    status = json.loads(out)["status"]
+    assert status.get("discoveredImages", []) == [] and status["imageCount"] == 0
+    [source] = status["sources"]
+    assert source["healthy"] is True and "reason" not in source
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [
+        ("Ready", "True", "Discovered"),
+        ("SourcesHealthy", "True", "AllSourcesHealthy"),
+    ]
