@@ -24,7 +24,8 @@ from drop_operator.api import (
     DiscoveryPolicyStatus,
     DroppedCount,
     NodeFailure,
-    ScoredImage,
+    RepositoryStatus,
+    SourceImage,
     SourceStatus,
     utcnow,
 )
@@ -234,8 +235,25 @@ def test_status_written_from_the_models_is_accepted_and_printed(
                     last_success_time=now,
                     images_found=1,
                     dropped=[DroppedCount(reason="MissingImageLabel", count=2)],
-                    images=[ScoredImage(image="docker.io/library/nginx:1.25", score=3.0)],
-                )
+                    images=[SourceImage(image="docker.io/library/nginx:1.25", score=3.0)],
+                ),
+                SourceStatus(  # a registry source of which one repository failed
+                    name="helpers",
+                    type="registry",
+                    healthy=False,
+                    last_sync_time=now,
+                    last_success_time=now,
+                    reason="NotFound",
+                    last_error="1 of 2 failing, the others answered: ci/tool: NotFound: HTTP 404",
+                    failing_repositories=[
+                        RepositoryStatus(
+                            name="ci/tool", reason="NotFound", last_error="HTTP 404", last_success_time=now
+                        )
+                    ],
+                    images=[
+                        SourceImage(image="registry.example.com/ci/app:1.0.0", score=1.0, repository="ci/app")
+                    ],
+                ),
             ],
             conditions=[
                 Condition(type="Ready", status="True", reason="Synced", observed_generation=1),
