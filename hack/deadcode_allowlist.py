@@ -28,3 +28,4 @@ _.mtime  # tarfile.TarInfo: written into each layer entry by devtools.ociimage
 # Dev tooling kept for manual use.
 _.restart_apiserver  # devtools.localcluster: an API server outage, for reconnect tests
 _.metrics_url  # devtools.stack.OperatorProcess: printed for people running the stack
+_.remove_image  # devtools.realnodes.RealNode: removes an image from a node's store as kubelet image GC does
