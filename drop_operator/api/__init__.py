@@ -50,12 +50,14 @@ from drop_operator.api.pullpolicy import (
     PullPolicyStatus,
 )
 from drop_operator.api.pulltemplate import PullTemplate
+from drop_operator.api.warmup import DEFAULT_WARMING_TAINT, WarmUp
 
 __all__ = [
     "API_VERSION",
     "CACHED_IMAGE",
     "CACHED_IMAGE_SET",
     "DEFAULT_PULL_POLICY",
+    "DEFAULT_WARMING_TAINT",
     "DISCOVERY_POLICY",
     "GROUP",
     "KINDS",
@@ -90,6 +92,7 @@ __all__ = [
     "ScoredImage",
     "SourceStatus",
     "Toleration",
+    "WarmUp",
     "find_condition",
     "format_duration",
     "is_condition_true",

@@ -102,6 +102,8 @@ class CachedImageStatus(KubeModel):
     """Target nodes with a pull in flight."""
     failed_nodes: int = 0
     """Target nodes whose last pull failed (retried with backoff)."""
+    warming_nodes: int = 0
+    """With ``warmUp``: target nodes that still carry the warming taint (see ``warmUp``)."""
     recent_failures: list[NodeFailure] = Field(default_factory=list, max_length=MAX_RECENT_FAILURES)
     """Most recent failures, newest first, at most ten."""
     resolved_digest: str | None = Field(None, max_length=256)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drop_operator.api import CachedImage, CachedImageStatus, PullPolicy
-from drop_operator.controllers.cachedimage import metrics, nodecache
+from drop_operator.controllers.cachedimage import metrics
 from drop_operator.controllers.cachedimage.decide import (
     NodeClasses,
     Pulls,
@@ -34,6 +34,9 @@ from drop_operator.controllers.cachedimage.decide import (
     count_nodes,
     read_pulls,
     rollout_event,
+    tolerations_of,
+    warming_first,
+    warming_nodes,
 )
 from drop_operator.controllers.cachedimage.nodes import node_name, select_targets
 from drop_operator.controllers.cachedimage.pacing import (
@@ -60,7 +63,7 @@ from drop_operator.controllers.cachedimage.pullpods import (
 )
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts, build_status
-from drop_operator.controllers.common import label_value, meta
+from drop_operator.controllers.common import label_value, meta, nodecache
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, EventRecorder, Informer, KubeClient, Result
@@ -204,7 +207,9 @@ class CachedImageReconciler:
         self.passed[key] = self.node_epoch
         now = self.clock.wall()
         all_nodes = self.nodes.list()
-        targets = select_targets(all_nodes, image.spec.node_selector, image.spec.tolerations)
+        tolerations = tolerations_of(image.spec)
+        targets = select_targets(all_nodes, image.spec.node_selector, tolerations)
+        warming = warming_nodes(targets, image.spec)
         state.prune({node_name(n) for n in all_nodes})
 
         pulls = await self._settle_pulls(obj, image, state, pacing, now)  # decide + record results
@@ -217,13 +222,21 @@ class CachedImageReconciler:
             pacing=pacing,
             now=now,
         )
+        classes.candidates = warming_first(classes.candidates, warming)
         state.cached.update(dict.fromkeys(classes.reported, now))
         wakeups = pulls.wakeups + classes.wakeups
 
         started: list[str] = []  # apply
         if classes.candidates and pull_policy_problem is None:
             started, wakeup = await self._start_pulls(
-                key, obj, image, pool=pool, pacing=pacing, classes=classes, pulls=pulls
+                key,
+                obj,
+                image,
+                pool=pool,
+                pacing=pacing,
+                classes=classes,
+                pulls=pulls,
+                warming=bool(warming.intersection(classes.candidates)),
             )
             wakeups += wakeup
         else:
@@ -243,6 +256,7 @@ class CachedImageReconciler:
             counts=counts,
             failing_nodes=classes.failing_nodes,
             pull_policy_problem=pull_policy_problem,
+            warming=len(warming),
         )
         wakeups += await self._clean_up(image, state, pulls, pulling_now=counts.pulling > 0)
         return Result(requeue_after=max(MIN_REQUEUE, min(wakeups))) if wakeups else None  # next check
@@ -280,6 +294,7 @@ class CachedImageReconciler:
         pacing: Pacing,
         classes: NodeClasses,
         pulls: Pulls,
+        warming: bool,
     ) -> tuple[list[str], list[float]]:
         """Admit and create pull pods; returns the nodes started and when to look again."""
         admission, started = await self._admit(
@@ -290,6 +305,7 @@ class CachedImageReconciler:
             pacing=pacing,
             candidates=classes.candidates,
             image_in_flight=len(pulls.active),
+            warming=warming,
         )
         wakeups = [admission.retry_after] if admission.retry_after is not None else []
         if admission.blocked_by in ("maxConcurrentPulls", "maxPullsPerNode"):
@@ -410,6 +426,7 @@ class CachedImageReconciler:
         pacing: Pacing,
         candidates: list[str],
         image_in_flight: int,
+        warming: bool,
     ) -> tuple[Admission, list[str]]:
         gate = self.gates.gate(pool)
         namespace = self.settings.namespace
@@ -419,7 +436,7 @@ class CachedImageReconciler:
             unseen = gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None)
             node_in_flight = Counter(pod_node(p) for p in pool_pods)
             node_in_flight.update(p.node for p in unseen)
-            mine = priority(key, image.spec.rank)
+            mine = priority(key, image.spec.rank, warming=warming)
             image_in_flight += sum(1 for p in unseen if p.image == image.metadata.name)
             admission = decide_admission(
                 candidates,
@@ -441,7 +458,7 @@ class CachedImageReconciler:
                     pool=pool,
                     image_pull_policy=image.spec.image_pull_policy,
                     image_pull_secrets=image.spec.image_pull_secrets,
-                    tolerations=image.spec.tolerations,
+                    tolerations=tolerations_of(image.spec),
                     pull_timeout=pacing.pull_timeout,
                     operator_image=self.settings.operator_image,
                     noop_path=self.settings.noop_path,
@@ -497,6 +514,7 @@ class CachedImageReconciler:
         counts: NodeCounts,
         failing_nodes: set[str],
         pull_policy_problem: str | None,
+        warming: int,
     ) -> None:
         last_pulled = state.last_pulled.replace(microsecond=0) if state.last_pulled else None
         status = build_status(
@@ -508,6 +526,7 @@ class CachedImageReconciler:
             resolved_digest=state.digest,
             last_pulled=last_pulled,
             pull_policy_problem=pull_policy_problem,
+            warming=warming,
         )
         wire = status.to_json()
         stored = CachedImageStatus.model_validate(obj.get("status") or {}).to_json()
