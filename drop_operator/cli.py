@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the operator's own image; pull pods copy their no-op binary from it (env OPERATOR_IMAGE)",
     )
     tuning.add_argument(
+        "--warm-up",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="remove the warming taints of nodes once their gating images are cached (needs patch on nodes)",
+    )
+    tuning.add_argument(
         "--grace-period",
         metavar="SECONDS",
         type=float,
@@ -131,7 +137,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     log = get_logger("drop_operator.cli")
     settings = OperatorSettings(
-        namespace=args.namespace, workers=args.workers, operator_image=args.operator_image
+        namespace=args.namespace,
+        workers=args.workers,
+        operator_image=args.operator_image,
+        warm_up=args.warm_up,
     )
     try:
         client = await KubeClient.connect(args.kubeconfig, args.context)

@@ -52,12 +52,14 @@ from drop_operator.api.pullpolicy import (
     PullPolicyStatus,
 )
 from drop_operator.api.pulltemplate import PullTemplate
+from drop_operator.api.warmup import DEFAULT_WARMING_TAINT, WarmUp
 
 __all__ = [
     "API_VERSION",
     "CACHED_IMAGE",
     "CACHED_IMAGE_SET",
     "DEFAULT_PULL_POLICY",
+    "DEFAULT_WARMING_TAINT",
     "DISCOVERY_POLICY",
     "GROUP",
     "KINDS",
@@ -94,6 +96,7 @@ __all__ = [
     "SourceImage",
     "SourceStatus",
     "Toleration",
+    "WarmUp",
     "find_condition",
     "format_duration",
     "is_condition_true",

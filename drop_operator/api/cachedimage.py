@@ -61,6 +61,11 @@ class CachedImageSpec(PullTemplate):
     """Tag to pull; ``latest`` when neither tag nor digest is set."""
     digest: str | None = Field(None, pattern=DIGEST_PATTERN, max_length=256)
     """Digest to pull, e.g. ``sha256:...``; pins the content."""
+    rank: int | None = Field(None, ge=0, le=1_000_000)
+    """Place of the image in its set's ranking, 0 first (set by the owning CachedImageSet: its static
+    images in the order listed, then the discovered ones by score). When pulls of several images
+    wait for room in the same PullPolicy, the best-ranked image is admitted first; an image without
+    a rank comes after every ranked one."""
 
     @model_validator(mode="after")
     def _tag_or_digest(self) -> Self:
@@ -97,6 +102,8 @@ class CachedImageStatus(KubeModel):
     """Target nodes with a pull in flight."""
     failed_nodes: int = 0
     """Target nodes whose last pull failed (retried with backoff)."""
+    warming_nodes: int = 0
+    """With ``warmUp``: target nodes that still carry the warming taint (see ``warmUp``)."""
     recent_failures: list[NodeFailure] = Field(default_factory=list, max_length=MAX_RECENT_FAILURES)
     """Most recent failures, newest first, at most ten."""
     resolved_digest: str | None = Field(None, max_length=256)

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from drop_operator.api.meta import KubeModel, LocalObjectReference, Toleration
+from drop_operator.api.warmup import WarmUp
 
 __all__ = ["ImagePullPolicy", "PullTemplate"]
 
@@ -30,6 +31,11 @@ class PullTemplate(KubeModel):
     """Taints of target nodes that pull pods tolerate (NoSchedule/NoExecute taints exclude a node otherwise)."""
     pull_policy_ref: LocalObjectReference | None = None
     """PullPolicy that paces the pulls; without one the documented defaults apply."""
+    warm_up: WarmUp | None = None
+    """Set: new nodes carrying the warming taint ``warmUp.taintKey`` keep it until these images are
+    cached on them (or ``warmUp.maxWait`` has passed). Pull pods tolerate the taint, and pulls onto
+    warming nodes are admitted before the others of the pool. Unset: these images do not gate
+    warm-up and are pulled onto a node once its warming taint is gone."""
 
     def template(self) -> PullTemplate:
         """Just the inherited fields, e.g. to compare a child against its set."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from drop_operator.controllers import cachedimage, cachedimageset, discoverypolicy, pullpolicy
+from drop_operator.controllers import cachedimage, cachedimageset, discoverypolicy, pullpolicy, warmup
 
 __all__ = ["register_controllers"]
 
@@ -27,3 +27,5 @@ def register_controllers(manager: Manager, settings: OperatorSettings) -> None:
     cachedimageset.setup(manager, settings)
     cachedimage.setup(manager, settings)
     pullpolicy.setup(manager, settings)
+    if settings.warm_up:
+        warmup.setup(manager, settings)

@@ -19,3 +19,5 @@ class OperatorSettings:
     operator_image: str = "drop-operator:0.1.0"
     noop_path: str = "/usr/local/bin/drop-noop"
     field_manager: str = "drop-operator"
+    warm_up: bool = True
+    """Run the warm-up controller (it patches Nodes to remove their warming taints)."""

@@ -174,7 +174,7 @@ EXPECTED_CLUSTER_GRANTS = (
     }
     | {("drop.corewire.io", "cachedimages", v) for v in ("create", "patch", "update", "delete")}
     | {("drop.corewire.io", f"{r}/finalizers", "update") for r in ("cachedimagesets", "cachedimages")}
-    | {("", "nodes", v) for v in ("get", "list", "watch")}
+    | {("", "nodes", v) for v in ("get", "list", "watch", "patch")}  # patch: warm-up
 )
 EXPECTED_NAMESPACE_GRANTS = (
     {("", "secrets", "get")}

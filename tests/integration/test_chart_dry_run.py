@@ -106,6 +106,7 @@ ALLOWED = [
     ("patch", "events.events.k8s.io"),
     ("create", "events.events.k8s.io", "-n", "default"),
     ("list", "nodes"),
+    ("patch", "nodes"),  # warm-up removes warming taints (warmUp.enabled, the default)
     ("watch", "discoverypolicies.drop.corewire.io"),
     ("list", "cachedimagesets.drop.corewire.io"),
     ("get", "pullpolicies.drop.corewire.io"),
@@ -127,7 +128,6 @@ DENIED = [
     ("update", "leases.coordination.k8s.io/kube-scheduler"),
     ("create", "events.events.k8s.io", "-n", "kube-system"),
     ("create", "events"),
-    ("patch", "nodes"),
     ("delete", "nodes"),
     ("patch", "discoverypolicies.drop.corewire.io"),
     ("create", "cachedimagesets.drop.corewire.io"),
@@ -149,3 +149,12 @@ def test_service_account_may_do_nothing_more(
     control_plane: LocalCluster, rbac_install: Install, request_: tuple[str, ...]
 ) -> None:
     assert not _can(control_plane, rbac_install, *request_)
+
+
+def test_without_warm_up_the_operator_may_not_patch_nodes_and_runs_without_it() -> None:
+    docs = [d for d in yaml.safe_load_all(_render("rel", "ns", "--set", "warmUp.enabled=false")) if d]
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    node_rules = [r for r in role["rules"] if "nodes" in r.get("resources", ())]
+    assert node_rules and all("patch" not in r["verbs"] for r in node_rules)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert "--no-warm-up" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]

@@ -20,13 +20,13 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from drop_operator.api import format_duration
-from drop_operator.controllers.cachedimage import nodecache
+from drop_operator.api import CachedImageSpec, Toleration, format_duration
 from drop_operator.controllers.cachedimage.nodes import node_images
 from drop_operator.controllers.cachedimage.pacing import Pacing, repull_due
 from drop_operator.controllers.cachedimage.pullpods import PullPod
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts
+from drop_operator.controllers.common import nodecache
 
 __all__ = [
     "NodeClasses",
@@ -37,6 +37,9 @@ __all__ = [
     "read_pulls",
     "reported_names",
     "rollout_event",
+    "tolerations_of",
+    "warming_first",
+    "warming_nodes",
 ]
 
 Obj = Mapping[str, Any]
@@ -206,3 +209,29 @@ def rollout_event(
     if rolling_out and not counts.pulling and not counts.pending:
         return False, None, None
     return rolling_out, None, None
+
+
+def tolerations_of(spec: CachedImageSpec) -> list[Toleration]:
+    """The tolerations targeting and pull pods use: the image's own, plus with ``warmUp`` its warming
+    taint (any value, any effect), so gating images are pulled onto nodes that are warming up."""
+    if spec.warm_up is None:
+        return list(spec.tolerations)
+    return [*spec.tolerations, Toleration(key=spec.warm_up.taint_key, operator="Exists")]
+
+
+def warming_nodes(targets: Mapping[str, Obj], spec: CachedImageSpec) -> set[str]:
+    """Target nodes that still carry the image's warming taint (none without ``warmUp``)."""
+    if spec.warm_up is None:
+        return set()
+    key = spec.warm_up.taint_key
+    return {
+        name
+        for name, node in targets.items()
+        if any(t.get("key") == key for t in (node.get("spec") or {}).get("taints") or ())
+    }
+
+
+def warming_first(candidates: list[str], warming: Set[str]) -> list[str]:
+    """``candidates`` with the warming nodes first, each part in its own order: a node waiting to take
+    workloads needs the image now, a node in service only a refresh."""
+    return [n for n in candidates if n in warming] + [n for n in candidates if n not in warming]

@@ -21,6 +21,7 @@ from typing import Any
 
 from drop_operator.api import Toleration
 from drop_operator.controllers.common import raw_condition
+from drop_operator.controllers.common.taints import tolerates, tolerates_taint
 
 __all__ = [
     "NOT_READY_TAINT",
@@ -44,24 +45,6 @@ Obj = Mapping[str, Any]
 
 def node_name(node: Obj) -> str:
     return str((node.get("metadata") or {}).get("name") or "")
-
-
-def tolerates_taint(toleration: Toleration, taint: Obj) -> bool:
-    """Kubernetes' ``Toleration.ToleratesTaint``: effect, key, then operator and value."""
-    effect = taint.get("effect") or ""
-    if toleration.effect and toleration.effect != effect:
-        return False
-    if toleration.key and toleration.key != taint.get("key"):
-        return False
-    if toleration.operator == "Exists":
-        return True
-    if not toleration.key:  # an empty key only makes sense with Exists
-        return False
-    return (toleration.value or "") == (taint.get("value") or "")
-
-
-def tolerates(tolerations: Sequence[Toleration], taint: Obj) -> bool:
-    return any(tolerates_taint(t, taint) for t in tolerations)
 
 
 def readiness(node: Obj) -> str:

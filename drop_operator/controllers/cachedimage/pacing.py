@@ -8,6 +8,11 @@ The limits (all counted over *pulls in flight*, i.e. pull pods not yet finished)
 * ``maxPullsPerNode`` per node across the images of the policy,
 * ``minDelayBetweenPulls`` between two pull starts under the policy (so also of one image).
 
+When pulls of several images wait for room in one pool, the best :data:`Priority` goes first: each
+image that could not start every pull it wanted leaves a :class:`Demand` in the gate, and another
+image may only use the room left after the demands ranked before its own
+(:func:`reserved_slots`). Without this, which image got a freed slot depended on reconcile order.
+
 The counts come from the Pod informer, which may lag behind the API server. :class:`PoolGate`
 closes that gap: admission for one policy is serialized by its lock, and every pod created is
 recorded in the gate's ledger *before* the create call and stays counted until the informer has
@@ -28,15 +33,20 @@ from drop_operator.runtime.memory import Expectations
 
 __all__ = [
     "DEFAULT_POOL",
+    "DEMAND_TTL",
     "LEDGER_TTL",
     "Admission",
+    "Demand",
     "Pacing",
     "PendingPull",
     "PoolGate",
     "PoolGates",
+    "Priority",
     "backoff_delay",
     "decide_admission",
+    "priority",
     "repull_due",
+    "reserved_slots",
 ]
 
 #: Pool key of the images without ``pullPolicyRef`` (a PullPolicy name is never empty).
@@ -44,6 +54,36 @@ DEFAULT_POOL = ""
 #: Seconds a created pod stays counted while the informer has not shown it. Only guards against a
 #: pod created and deleted again before the informer saw it; it normally shows within milliseconds.
 LEDGER_TTL = 120.0
+#: Seconds a demand stays counted without being renewed. A waiting image renews its demand on every
+#: pass, and looks again at least every few seconds (``POOL_RECHECK``), so only the demand of an image
+#: that stopped reconciling (deleted, moved to another pool) ever runs out.
+DEMAND_TTL = 30.0
+
+Priority = tuple[int, int, str]
+"""Admission order of an image's pulls, smaller first: (0 when it has a warming node to pull on, else
+1; its rank, unranked last; its name, so ties are stable)."""
+
+_UNRANKED = 1 << 30
+
+
+def priority(name: str, rank: int | None, *, warming: bool = False) -> Priority:
+    """The :data:`Priority` of image ``name`` with ``spec.rank`` ``rank``."""
+    return (0 if warming else 1, _UNRANKED if rank is None else rank, name)
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Pulls an image could start at once but found no room for in its pool."""
+
+    priority: Priority
+    slots: int
+    since: float
+    """Monotonic seconds when the demand was (re)stated."""
+
+
+def reserved_slots(mine: Priority, demands: Mapping[str, Demand], *, now: float) -> int:
+    """Pool slots held back for demands ranked before ``mine`` and younger than :data:`DEMAND_TTL`."""
+    return sum(d.slots for d in demands.values() if d.priority < mine and now - d.since < DEMAND_TTL)
 
 
 @dataclass(frozen=True)
@@ -119,10 +159,12 @@ def decide_admission(
     node_in_flight: Mapping[str, int],
     last_start: float | None,
     now: float,
+    reserved: int = 0,
 ) -> Admission:
     """Pick the candidate nodes (in priority order) that may start a pull now.
 
-    Never exceeds any limit given the counts passed in. With ``minDelayBetweenPulls`` above zero at
+    ``reserved`` pool slots are kept for better-ranked images (:func:`reserved_slots`): they count
+    as in flight for ``maxConcurrentPulls``. Never exceeds any limit given the counts passed in. With ``minDelayBetweenPulls`` above zero at
     most one pull starts per call, and ``retry_after`` says when the next may. Nodes at their
     per-node limit are skipped, not waited for, so one busy node does not hold the others back.
     """
@@ -130,7 +172,7 @@ def decide_admission(
         return Admission([])
     if image_in_flight >= pacing.max_concurrent_nodes:
         return Admission([], blocked_by="maxConcurrentNodes")
-    if pool_in_flight >= pacing.max_concurrent_pulls:
+    if pool_in_flight + reserved >= pacing.max_concurrent_pulls:
         return Admission([], blocked_by="maxConcurrentPulls")
     if pacing.min_delay > 0 and last_start is not None and now - last_start < pacing.min_delay:
         return Admission(
@@ -138,7 +180,7 @@ def decide_admission(
         )
     room = min(
         pacing.max_concurrent_nodes - image_in_flight,
-        pacing.max_concurrent_pulls - pool_in_flight,
+        pacing.max_concurrent_pulls - pool_in_flight - reserved,
         1 if pacing.min_delay > 0 else len(candidates),
     )
     start: list[str] = []
@@ -169,7 +211,7 @@ class PendingPull:
 
 
 class PoolGate:
-    """Admission state of one pool: the lock, the ledger of unseen pods, the last start.
+    """Admission state of one pool: the lock, the ledger of unseen pods, the last start, the demands.
 
     The ledger is an :class:`~drop_operator.runtime.memory.Expectations` of pod names: a pod is
     counted from it until the informer shows it (then the cache counts it) or :data:`LEDGER_TTL`.
@@ -179,6 +221,8 @@ class PoolGate:
         self.lock = asyncio.Lock()
         self.pending: Expectations[PendingPull] = Expectations(LEDGER_TTL, clock)
         self.last_start: float | None = None
+        self.demands: dict[str, Demand] = {}
+        """By image key: what each waiting image still wants to start."""
 
     def record(self, pull: PendingPull) -> None:
         self.pending.expect(pull.name, pull)
@@ -213,3 +257,9 @@ class PoolGates:
         """
         for gate in self._gates.values():
             gate.forget(name)
+
+    def drop_demand(self, key: str, *, keep_in: str | None = None) -> None:
+        """Image ``key`` wants nothing (any more) in any pool but ``keep_in``."""
+        for pool, gate in self._gates.items():
+            if pool != keep_in:
+                gate.demands.pop(key, None)

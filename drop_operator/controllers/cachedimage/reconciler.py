@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drop_operator.api import CachedImage, CachedImageStatus, PullPolicy
-from drop_operator.controllers.cachedimage import metrics, nodecache
+from drop_operator.controllers.cachedimage import metrics
 from drop_operator.controllers.cachedimage.decide import (
     NodeClasses,
     Pulls,
@@ -34,15 +34,22 @@ from drop_operator.controllers.cachedimage.decide import (
     count_nodes,
     read_pulls,
     rollout_event,
+    tolerations_of,
+    warming_first,
+    warming_nodes,
 )
 from drop_operator.controllers.cachedimage.nodes import node_name, select_targets
 from drop_operator.controllers.cachedimage.pacing import (
     DEFAULT_POOL,
     Admission,
+    Demand,
     Pacing,
     PendingPull,
     PoolGates,
+    Priority,
     decide_admission,
+    priority,
+    reserved_slots,
 )
 from drop_operator.controllers.cachedimage.pullpods import (
     COMPONENT,
@@ -56,7 +63,7 @@ from drop_operator.controllers.cachedimage.pullpods import (
 )
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts, build_status
-from drop_operator.controllers.common import label_value, meta
+from drop_operator.controllers.common import label_value, meta, nodecache
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, EventRecorder, Informer, KubeClient, Result
@@ -65,7 +72,16 @@ from drop_operator.runtime.logging import get_logger
 from drop_operator.runtime.memory import KeyedMemory
 from drop_operator.runtime.resources import PODS
 
-__all__ = ["OWNER_INDEX", "POOL_INDEX", "CachedImageReconciler", "is_pull_pod", "pool_label", "pool_of"]
+__all__ = [
+    "IMAGES_BY_POOL",
+    "OWNER_INDEX",
+    "POOL_INDEX",
+    "CachedImageReconciler",
+    "image_pool",
+    "is_pull_pod",
+    "pool_label",
+    "pool_of",
+]
 
 log = get_logger(__name__)
 
@@ -75,6 +91,8 @@ OWNER_INDEX = "cachedimage.owner-uid"
 """Pods by the uid of their controlling CachedImage."""
 POOL_INDEX = "cachedimage.pool"
 """Pull pods by the (label form of the) pool they were admitted under."""
+IMAGES_BY_POOL = "cachedimage.pool-of-image"
+"""CachedImages by their pacing pool (:func:`pool_of`, on the raw object)."""
 
 FLUSH_INTERVAL = 10.0
 """At most one cached-nodes annotation write per image per interval while pulls go on."""
@@ -88,6 +106,16 @@ def pool_of(image: CachedImage) -> str:
     """The pacing pool of an image: its PullPolicy's name, or the shared default pool."""
     ref = image.spec.pull_policy_ref
     return ref.name if ref is not None else DEFAULT_POOL
+
+
+def image_pool(image: Obj) -> str:
+    """:func:`pool_of` on an unparsed CachedImage, for the :data:`IMAGES_BY_POOL` index."""
+    return str(((image.get("spec") or {}).get("pullPolicyRef") or {}).get("name") or DEFAULT_POOL)
+
+
+def _raw_rank(image: Obj) -> int | None:
+    rank = (image.get("spec") or {}).get("rank")
+    return rank if isinstance(rank, int) else None
 
 
 def is_pull_pod(pod: Obj) -> bool:
@@ -127,6 +155,10 @@ class CachedImageReconciler:
         self.gates = PoolGates(self.clock.now)
         self.states: KeyedMemory[ImageState] = KeyedMemory()
         self.waiting: dict[str, set[str]] = {}
+        self.node_epoch = 0
+        """Bumped by every node change that may give images new candidates (:meth:`nodes_changed`)."""
+        self.passed: dict[str, int] = {}
+        """Image key -> the node epoch of its last pass: its stated demand is current when equal."""
         self.totals = metrics.NodeTotals()
         metrics.PULLS_IN_FLIGHT.set_function(self.pulls_in_flight)
 
@@ -134,6 +166,16 @@ class CachedImageReconciler:
 
     def pulls_in_flight(self) -> float:
         return float(sum(1 for p in self.pods.list() if is_pull_pod(p) and is_active(p)))
+
+    def nodes_changed(self, _node: Obj) -> list[str]:
+        """A node changed in what targeting looks at: every image, whose demands are now stale.
+
+        The map function of the node watch. Until an image has had its pass, admission in its pool
+        keeps a slot for it when it ranks better (:meth:`_reserved`), so whichever image the queue
+        hands a worker first, the best-ranked one gets the room.
+        """
+        self.node_epoch += 1
+        return self.images.keys()
 
     def take_waiting(self, pod: Obj) -> list[str]:
         """A pull of some pool ended: the images waiting for room in that pool, which stop waiting.
@@ -162,9 +204,12 @@ class CachedImageReconciler:
         pool = pool_of(image)
         pacing, pull_policy_problem = self._pacing(pool)
         state = self._recall(key, image, pacing)  # recall
+        self.passed[key] = self.node_epoch
         now = self.clock.wall()
         all_nodes = self.nodes.list()
-        targets = select_targets(all_nodes, image.spec.node_selector, image.spec.tolerations)
+        tolerations = tolerations_of(image.spec)
+        targets = select_targets(all_nodes, image.spec.node_selector, tolerations)
+        warming = warming_nodes(targets, image.spec)
         state.prune({node_name(n) for n in all_nodes})
 
         pulls = await self._settle_pulls(obj, image, state, pacing, now)  # decide + record results
@@ -177,15 +222,25 @@ class CachedImageReconciler:
             pacing=pacing,
             now=now,
         )
+        classes.candidates = warming_first(classes.candidates, warming)
         state.cached.update(dict.fromkeys(classes.reported, now))
         wakeups = pulls.wakeups + classes.wakeups
 
         started: list[str] = []  # apply
         if classes.candidates and pull_policy_problem is None:
             started, wakeup = await self._start_pulls(
-                key, obj, image, pool=pool, pacing=pacing, classes=classes, pulls=pulls
+                key,
+                obj,
+                image,
+                pool=pool,
+                pacing=pacing,
+                classes=classes,
+                pulls=pulls,
+                warming=bool(warming.intersection(classes.candidates)),
             )
             wakeups += wakeup
+        else:
+            self.gates.drop_demand(key)
         counts = count_nodes(targets.keys(), classes, state, pulling=pulls.active.keys(), started=started)
         self.totals.set(key, {s: getattr(counts, s) for s in metrics.STATES})
 
@@ -201,6 +256,7 @@ class CachedImageReconciler:
             counts=counts,
             failing_nodes=classes.failing_nodes,
             pull_policy_problem=pull_policy_problem,
+            warming=len(warming),
         )
         wakeups += await self._clean_up(image, state, pulls, pulling_now=counts.pulling > 0)
         return Result(requeue_after=max(MIN_REQUEUE, min(wakeups))) if wakeups else None  # next check
@@ -238,15 +294,18 @@ class CachedImageReconciler:
         pacing: Pacing,
         classes: NodeClasses,
         pulls: Pulls,
+        warming: bool,
     ) -> tuple[list[str], list[float]]:
         """Admit and create pull pods; returns the nodes started and when to look again."""
         admission, started = await self._admit(
+            key,
             obj,
             image,
             pool=pool,
             pacing=pacing,
             candidates=classes.candidates,
             image_in_flight=len(pulls.active),
+            warming=warming,
         )
         wakeups = [admission.retry_after] if admission.retry_after is not None else []
         if admission.blocked_by in ("maxConcurrentPulls", "maxPullsPerNode"):
@@ -340,8 +399,26 @@ class CachedImageReconciler:
             retry_in=round(failure.retry_at - self.clock.wall(), 2),
         )
 
+    def _reserved(self, key: str, pool: str, mine: Priority, demands: dict[str, Demand]) -> int:
+        """Slots kept for better-ranked images of ``pool``: their stated demands, plus one for each
+        image of the pool that has not had a pass since the last node change (just created, after a
+        restart, or a node joined), so the first pass of a low-ranked image does not take the slot
+        the top image is about to ask for."""
+        reserved = reserved_slots(mine, demands, now=self.clock.now())
+        for other in self.images.by_index(IMAGES_BY_POOL, pool):
+            other_meta = meta(other)
+            other_key = other_meta.name
+            if other_key == key or other_meta.deletion_timestamp:
+                continue
+            if self.passed.get(other_key, -1) >= self.node_epoch:
+                continue  # its demand (or none) is current
+            if priority(other_key, _raw_rank(other)) < mine:
+                reserved += 1
+        return reserved
+
     async def _admit(
         self,
+        key: str,
         obj: Obj,
         image: CachedImage,
         *,
@@ -349,6 +426,7 @@ class CachedImageReconciler:
         pacing: Pacing,
         candidates: list[str],
         image_in_flight: int,
+        warming: bool,
     ) -> tuple[Admission, list[str]]:
         gate = self.gates.gate(pool)
         namespace = self.settings.namespace
@@ -358,14 +436,17 @@ class CachedImageReconciler:
             unseen = gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None)
             node_in_flight = Counter(pod_node(p) for p in pool_pods)
             node_in_flight.update(p.node for p in unseen)
+            mine = priority(key, image.spec.rank, warming=warming)
+            image_in_flight += sum(1 for p in unseen if p.image == image.metadata.name)
             admission = decide_admission(
                 candidates,
                 pacing,
-                image_in_flight=image_in_flight + sum(1 for p in unseen if p.image == image.metadata.name),
+                image_in_flight=image_in_flight,
                 pool_in_flight=len(pool_pods) + len(unseen),
                 node_in_flight=node_in_flight,
                 last_start=gate.last_start,
                 now=self.clock.now(),
+                reserved=self._reserved(key, pool, mine, gate.demands),
             )
             for node in admission.start:
                 request = PodRequest(
@@ -377,7 +458,7 @@ class CachedImageReconciler:
                     pool=pool,
                     image_pull_policy=image.spec.image_pull_policy,
                     image_pull_secrets=image.spec.image_pull_secrets,
-                    tolerations=image.spec.tolerations,
+                    tolerations=tolerations_of(image.spec),
                     pull_timeout=pacing.pull_timeout,
                     operator_image=self.settings.operator_image,
                     noop_path=self.settings.noop_path,
@@ -397,7 +478,25 @@ class CachedImageReconciler:
                     log.warning("creating pull pod failed", node=node, error=str(err))
                     break
                 started.append(node)
+            self._state_demand(
+                key,
+                pool,
+                mine,
+                [n for n in candidates if n not in started and node_in_flight[n] < pacing.max_pulls_per_node],
+                room=pacing.max_concurrent_nodes - image_in_flight - len(started),
+            )
         return admission, started
+
+    def _state_demand(self, key: str, pool: str, mine: Priority, free: list[str], *, room: int) -> None:
+        """Leave what the image still could start as its demand in the pool: its ``free`` candidates
+        (not started, node not at its limit), at most ``room`` (its ``maxConcurrentNodes`` left)."""
+        self.gates.drop_demand(key, keep_in=pool)
+        gate = self.gates.gate(pool)
+        slots = min(room, len(free))
+        if slots > 0:
+            gate.demands[key] = Demand(mine, slots, self.clock.now())
+        else:
+            gate.demands.pop(key, None)
 
     async def _delete(self, pod: PullPod) -> None:
         try:
@@ -415,6 +514,7 @@ class CachedImageReconciler:
         counts: NodeCounts,
         failing_nodes: set[str],
         pull_policy_problem: str | None,
+        warming: int,
     ) -> None:
         last_pulled = state.last_pulled.replace(microsecond=0) if state.last_pulled else None
         status = build_status(
@@ -426,6 +526,7 @@ class CachedImageReconciler:
             resolved_digest=state.digest,
             last_pulled=last_pulled,
             pull_policy_problem=pull_policy_problem,
+            warming=warming,
         )
         wire = status.to_json()
         stored = CachedImageStatus.model_validate(obj.get("status") or {}).to_json()
@@ -472,6 +573,8 @@ class CachedImageReconciler:
 
     def _forget(self, key: str) -> None:
         self.states.forget(key)
+        self.gates.drop_demand(key)
+        self.passed.pop(key, None)
         self.totals.remove(key)
         for keys in self.waiting.values():
             keys.discard(key)

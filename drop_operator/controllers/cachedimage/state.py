@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from drop_operator.api import NodeFailure
 from drop_operator.api.cachedimage import MAX_RECENT_FAILURES
-from drop_operator.controllers.cachedimage import nodecache
 from drop_operator.controllers.cachedimage.pacing import Pacing, backoff_delay
+from drop_operator.controllers.common import nodecache
 
 __all__ = ["ImageState", "NodeFailureState"]
 

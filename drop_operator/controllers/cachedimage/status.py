@@ -49,6 +49,7 @@ def build_status(
     resolved_digest: str | None,
     last_pulled: datetime | None,
     pull_policy_problem: str | None = None,
+    warming: int = 0,
 ) -> CachedImageStatus:
     """The status to write; conditions keep their transition times while their status holds."""
     cond = previous.conditions
@@ -96,6 +97,7 @@ def build_status(
         cached_nodes=c.cached,
         pulling_nodes=c.pulling,
         failed_nodes=c.failed,
+        warming_nodes=warming,
         recent_failures=failures,
         resolved_digest=resolved_digest or previous.resolved_digest,
         last_pulled_time=last_pulled or previous.last_pulled_time,

@@ -19,9 +19,11 @@ from typing import Any
 from drop_operator.controllers.cachedimage.nodes import node_fingerprint
 from drop_operator.controllers.cachedimage.pullpods import is_active
 from drop_operator.controllers.cachedimage.reconciler import (
+    IMAGES_BY_POOL,
     OWNER_INDEX,
     POOL_INDEX,
     CachedImageReconciler,
+    image_pool,
     is_pull_pod,
     pool_label,
 )
@@ -56,6 +58,10 @@ def _pool_of_pod(pod: Obj) -> Iterable[str]:
     return (pool_label(pod),) if is_pull_pod(pod) else ()
 
 
+def _pool_of_image(image: Obj) -> Iterable[str]:
+    return (image_pool(image),)
+
+
 def pull_ended(old: Obj | None, new: Obj) -> bool:
     """Predicate on pull pods: a pull finished (update to a final phase) or its pod went away."""
     if not is_pull_pod(new):
@@ -77,6 +83,7 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     pods.ensure_index(OWNER_INDEX, _owner_uid)
     pods.ensure_index(POOL_INDEX, _pool_of_pod)
     images.ensure_index(IMAGES_BY_PULL_POLICY, pull_policy_of)
+    images.ensure_index(IMAGES_BY_POOL, _pool_of_image)
 
     reconciler = CachedImageReconciler(
         manager.client,
@@ -94,7 +101,7 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     controller.watch_mapped(
         pods, reconciler.take_waiting, predicates=(pull_ended,), events=("update", "delete")
     )
-    controller.watch_mapped(nodes, lambda _node: images.keys(), predicates=(node_changed,))
+    controller.watch_mapped(nodes, reconciler.nodes_changed, predicates=(node_changed,))
     controller.watch_mapped(
         policies,
         lambda policy: [object_key(i) for i in images.by_index(IMAGES_BY_PULL_POLICY, meta(policy).name)],

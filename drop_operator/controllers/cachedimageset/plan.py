@@ -70,8 +70,10 @@ def child_labels(owner: Obj) -> dict[str, str]:
     }
 
 
-def child_body(owner: Obj, key: ImageKey, name: str, template: PullTemplate) -> dict[str, Any]:
-    """A new CachedImage for ``key``, owned by ``owner`` and carrying its template."""
+def child_body(
+    owner: Obj, key: ImageKey, name: str, template: PullTemplate, rank: int | None = None
+) -> dict[str, Any]:
+    """A new CachedImage for ``key``, owned by ``owner``, carrying its template and its ``rank``."""
     return {
         "apiVersion": CACHED_IMAGE.api_version,
         "kind": CACHED_IMAGE.kind,
@@ -80,7 +82,7 @@ def child_body(owner: Obj, key: ImageKey, name: str, template: PullTemplate) -> 
             "labels": child_labels(owner),
             "ownerReferences": [owner_reference(owner)],
         },
-        "spec": {**key.spec(), **template.to_json()},
+        "spec": {**key.spec(), **template.to_json(), **({"rank": rank} if rank is not None else {})},
     }
 
 
@@ -100,8 +102,10 @@ def _template_of(spec: Obj) -> dict[str, Any] | None:
         return None
 
 
-def drift_patch(child: Obj, template: PullTemplate, labels: Mapping[str, str]) -> dict[str, Any] | None:
-    """A merge patch bringing ``child`` back to the set's template and labels, or ``None`` if it matches.
+def drift_patch(
+    child: Obj, template: PullTemplate, labels: Mapping[str, str], rank: int | None = None
+) -> dict[str, Any] | None:
+    """A merge patch bringing ``child`` back to the set's template, rank and labels; ``None`` if it matches.
 
     Fields are compared after parsing both sides with the same model, so schema defaults do not count
     as drift; a child whose spec no longer parses gets every template field rewritten.
@@ -116,6 +120,8 @@ def drift_patch(child: Obj, template: PullTemplate, labels: Mapping[str, str]) -
         if have is not None and have.get(alias) == wanted:
             continue
         spec_patch[alias] = _merge_value(spec.get(alias), wanted)
+    if spec.get("rank") != rank:
+        spec_patch["rank"] = rank  # None deletes it
     if spec_patch:
         patch["spec"] = spec_patch
     current_labels = meta(child).labels
@@ -148,7 +154,8 @@ def plan_children(
     """Compute the writes for ``owner`` given its ``desired`` images and current ``children``.
 
     ``hold_existing`` keeps every valid existing child as desired too (the policy's list is
-    unavailable, see :mod:`.policy`).
+    unavailable, see :mod:`.policy`). Each child's ``rank`` is its place in ``desired`` (static
+    images first, in the order listed, then the discovered ones by score); held children come last.
     """
     uid = meta(owner).uid or ""
     labels = child_labels(owner)
@@ -167,6 +174,7 @@ def plan_children(
         if hold_existing:
             plan.desired.setdefault(key.reference, key)
 
+    ranks = {reference: rank for rank, reference in enumerate(plan.desired)}
     for reference, group in by_key.items():
         if reference not in plan.desired:
             plan.delete.extend(group)
@@ -177,7 +185,7 @@ def plan_children(
         keep, extra = group[0], group[1:]
         plan.delete.extend(extra)
         plan.kept[reference] = keep
-        patch = drift_patch(keep, template, labels)
+        patch = drift_patch(keep, template, labels, ranks[reference])
         if patch is not None:
             plan.patch.append((keep, patch))
 
@@ -187,5 +195,5 @@ def plan_children(
         name = child_name(uid, reference, key.repository, key.version)
         if names.get(name, reference) != reference:  # a hash collision with another child of this set
             name = child_name(uid, reference, key.repository, key.version, hash_length=LONG_HASH_LENGTH)
-        plan.create.append((key, child_body(owner, key, name, template)))
+        plan.create.append((key, child_body(owner, key, name, template, ranks[reference])))
     return plan

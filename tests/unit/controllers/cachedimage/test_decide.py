@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from drop_operator.controllers.cachedimage import nodecache
+from drop_operator.api import CachedImageSpec
 from drop_operator.controllers.cachedimage.decide import (
     NodeClasses,
     classify_nodes,
@@ -13,11 +13,15 @@ from drop_operator.controllers.cachedimage.decide import (
     read_pulls,
     reported_names,
     rollout_event,
+    tolerations_of,
+    warming_first,
+    warming_nodes,
 )
 from drop_operator.controllers.cachedimage.pacing import Pacing
 from drop_operator.controllers.cachedimage.pullpods import ANNOTATION_NODE, ANNOTATION_REFERENCE, PullPod
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts
+from drop_operator.controllers.common import nodecache
 
 REF = "docker.io/library/nginx:1.25"
 PACING = Pacing.default()  # pullTimeout 10m -> deadline 600 s + 10 s slack
@@ -143,3 +147,19 @@ def test_rollout_events_mark_start_and_end_once() -> None:
     only_failing = NodeCounts(target=3, cached=2, pulling=0, failed=1)
     assert rollout_event(True, only_failing, started=False, reference=REF) == (False, None, None)
     assert rollout_event(False, done, started=False, reference=REF) == (False, None, None)
+
+
+def test_gating_images_tolerate_their_warming_taint_and_pull_there_first() -> None:
+    spec = CachedImageSpec.model_validate(
+        {"image": "registry.test/app", "warmUp": {}, "tolerations": [{"key": "gpu", "operator": "Exists"}]}
+    )
+    assert [t.key for t in tolerations_of(spec)] == ["gpu", "drop.corewire.io/warming"]
+    plain = spec.model_copy(update={"warm_up": None})
+    assert [t.key for t in tolerations_of(plain)] == ["gpu"]
+    targets = {
+        "old": {"spec": {"taints": []}},
+        "new": {"spec": {"taints": [{"key": "drop.corewire.io/warming", "effect": "NoSchedule"}]}},
+    }
+    assert warming_nodes(targets, spec) == {"new"}
+    assert warming_nodes(targets, plain) == set()
+    assert warming_first(["a", "new", "b"], {"new"}) == ["new", "a", "b"]

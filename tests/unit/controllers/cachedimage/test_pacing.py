@@ -8,13 +8,17 @@ import pytest
 
 from drop_operator.api import PullPolicySpec
 from drop_operator.controllers.cachedimage.pacing import (
+    DEMAND_TTL,
     LEDGER_TTL,
+    Demand,
     Pacing,
     PendingPull,
     PoolGates,
     backoff_delay,
     decide_admission,
+    priority,
     repull_due,
+    reserved_slots,
 )
 
 BASE = Pacing(
@@ -147,3 +151,32 @@ def test_ledger_entries_expire() -> None:
     now[0] = LEDGER_TTL + 1.0
     assert gate.unseen(lambda name: False) == []
     assert len(gate.pending) == 0
+
+
+def test_priority_puts_warming_first_then_rank_then_unranked_then_name() -> None:
+    order = [
+        priority("z", 5, warming=True),
+        priority("b", 0),
+        priority("a", 1),
+        priority("c", 1),
+        priority("a", None),
+    ]
+    assert sorted(order) == order
+
+
+def test_only_better_ranked_fresh_demands_are_reserved() -> None:
+    demands = {
+        "top": Demand(priority("top", 0), 2, since=100.0),
+        "old": Demand(priority("old", 0), 5, since=100.0 - DEMAND_TTL),
+        "worse": Demand(priority("worse", 9), 4, since=100.0),
+    }
+    assert reserved_slots(priority("me", 3), demands, now=100.0) == 2
+    assert reserved_slots(priority("top", 0), demands, now=100.0) == 0
+
+
+def test_reserved_slots_count_against_the_pool_limit() -> None:
+    nodes = ["n1", "n2", "n3"]
+    common = {"image_in_flight": 0, "node_in_flight": {}, "last_start": None, "now": 0.0}
+    assert decide_admission(nodes, BASE, pool_in_flight=1, reserved=1, **common).start == ["n1"]
+    blocked = decide_admission(nodes, BASE, pool_in_flight=1, reserved=2, **common)
+    assert blocked.start == [] and blocked.blocked_by == "maxConcurrentPulls"

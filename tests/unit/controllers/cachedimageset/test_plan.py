@@ -29,11 +29,16 @@ TEMPLATE = PullTemplate.model_validate(
 
 
 def child(
-    reference: str, *, name: str | None = None, template: PullTemplate = TEMPLATE, **meta: Any
+    reference: str,
+    *,
+    name: str | None = None,
+    template: PullTemplate = TEMPLATE,
+    rank: int | None = None,
+    **meta: Any,
 ) -> dict[str, Any]:
     key = image_key(reference)
     body = child_body(
-        OWNER, key, name or child_name("uid-1", key.reference, key.repository, key.version), template
+        OWNER, key, name or child_name("uid-1", key.reference, key.repository, key.version), template, rank
     )
     body["metadata"].update({"uid": f"c-{body['metadata']['name']}", "resourceVersion": "1", **meta})
     return body
@@ -41,8 +46,9 @@ def child(
 
 def test_creates_missing_deletes_undesired_keeps_matching() -> None:
     desired = compute_desired(["nginx:1.25", "redis:7"], []).images
-    plan = plan_children(OWNER, desired, [child("nginx:1.25"), child("old:1")], TEMPLATE)
+    plan = plan_children(OWNER, desired, [child("nginx:1.25", rank=0), child("old:1")], TEMPLATE)
     assert [k.reference for k, _ in plan.create] == ["docker.io/library/redis:7"]
+    assert plan.create[0][1]["spec"]["rank"] == 1
     assert [c["metadata"]["name"] for c in plan.delete] == [child("old:1")["metadata"]["name"]]
     assert list(plan.kept) == ["docker.io/library/nginx:1.25"]
     assert not plan.patch
@@ -59,7 +65,7 @@ def test_creates_missing_deletes_undesired_keeps_matching() -> None:
 
 def test_matching_is_by_reference_not_by_name() -> None:
     desired = compute_desired(["nginx:1.25"], []).images
-    renamed = child("docker.io/library/nginx:1.25", name="hand-made")
+    renamed = child("docker.io/library/nginx:1.25", name="hand-made", rank=0)
     plan = plan_children(OWNER, desired, [renamed], TEMPLATE)
     assert plan.empty
     assert plan.kept["docker.io/library/nginx:1.25"] is renamed
@@ -76,7 +82,7 @@ def test_duplicates_collapse_to_the_canonical_name() -> None:
 
 
 def test_hold_keeps_existing_children() -> None:
-    plan = plan_children(OWNER, {}, [child("nginx:1.25")], TEMPLATE, hold_existing=True)
+    plan = plan_children(OWNER, {}, [child("nginx:1.25", rank=0)], TEMPLATE, hold_existing=True)
     assert plan.empty
     assert list(plan.desired) == ["docker.io/library/nginx:1.25"]
 
@@ -137,7 +143,7 @@ def test_drift_patch_deletes_fields_the_template_no_longer_has() -> None:
 
 def test_template_change_patches_every_child() -> None:
     desired = compute_desired(["a:1", "b:1", "c:1"], []).images
-    children = [child(r) for r in ("a:1", "b:1", "c:1")]
+    children = [child(r, rank=i) for i, r in enumerate(("a:1", "b:1", "c:1"))]
     changed = TEMPLATE.model_copy(update={"image_pull_policy": "IfNotPresent"})
     plan = plan_children(OWNER, desired, children, changed)
     assert len(plan.patch) == 3
@@ -151,3 +157,19 @@ def test_child_is_ready_reads_the_ready_condition() -> None:
     assert child_is_ready(c)
     c["status"] = {"conditions": [{"type": "Ready", "status": "False"}]}
     assert not child_is_ready(c)
+
+
+def test_children_are_ranked_static_first_then_discovered_and_reranked_by_patch() -> None:
+    desired = compute_desired(["b:1", "a:1"], ["top:1", "b:1", "second:1"]).images
+    plan = plan_children(OWNER, desired, [child("a:1", rank=0), child("top:1", rank=2)], TEMPLATE)
+    ranks = {k.reference: body["spec"]["rank"] for k, body in plan.create}
+    assert ranks == {"docker.io/library/b:1": 0, "docker.io/library/second:1": 3}
+    patches = {c["spec"]["image"]: p for c, p in plan.patch}
+    assert patches == {"docker.io/library/a": {"spec": {"rank": 1}}}, "top:1 keeps rank 2, a:1 moves"
+
+
+def test_held_children_are_ranked_after_the_desired_ones() -> None:
+    desired = compute_desired(["new:1"], []).images
+    plan = plan_children(OWNER, desired, [child("held:1", rank=0)], TEMPLATE, hold_existing=True)
+    assert [p for _, p in plan.patch] == [{"spec": {"rank": 1}}]
+    assert plan.create[0][1]["spec"]["rank"] == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drop_operator.controllers.cachedimage import nodecache
+from drop_operator.controllers.common import nodecache
 
 
 def test_round_trip_at_minute_precision() -> None:

@@ -14,6 +14,9 @@ on all annotations of an object. Entries for deleted nodes are pruned; beyond th
 entries are dropped, which costs at most a re-pull with ``IfNotPresent`` after a restart (a pod
 start, no registry traffic) on very large clusters.
 
+The annotation is how the warm-up controller learns which nodes hold a gating image (through the
+API server, as reconcilers meet), hence this module lives in the controller kit.
+
 The reference hash ties the set to ``spec.image`` + tag/digest: when the reference changes the set
 starts empty, because nodes holding the old tag do not hold the new one.
 """
