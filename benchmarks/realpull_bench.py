@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from devtools import sampleimages  # noqa: E402
 from devtools.localcluster import LocalCluster  # noqa: E402
-from devtools.realnodes import HELPER_NOOP_PATH, REAL_NODE_LABEL, RealNode  # noqa: E402
+from devtools.realnodes import HELPER_NOOP_PATH, REAL_NODE_LABEL, RealNode, RealNodes  # noqa: E402
 from devtools.registry import RegistryServer, start_registry  # noqa: E402
 from drop_operator.controllers.cachedimage import setup  # noqa: E402
 from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES  # noqa: E402
@@ -111,8 +111,15 @@ async def product(client: KubeClient, refs: list[str], label: str, nodes: int) -
 
 async def run(cluster: LocalCluster, registry: RegistryServer) -> None:
     assert cluster.nodes is not None
-    nodes = cluster.nodes.nodes
     client = await KubeClient.connect(str(cluster.kubeconfig))
+    try:
+        await measure(client, cluster.nodes, registry)
+    finally:
+        await client.close()
+
+
+async def measure(client: KubeClient, real: RealNodes, registry: RegistryServer) -> None:
+    nodes = real.nodes
     await client.create(
         NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     )
@@ -127,7 +134,7 @@ async def run(cluster: LocalCluster, registry: RegistryServer) -> None:
     )
     manager = Manager(client, namespace=NAMESPACE, leader_election=False, metrics_addr="0", probe_addr="0")
     settings = OperatorSettings(
-        namespace=NAMESPACE, operator_image=cluster.nodes.helper_image, noop_path=HELPER_NOOP_PATH, workers=4
+        namespace=NAMESPACE, operator_image=real.helper_image, noop_path=HELPER_NOOP_PATH, workers=4
     )
     setup(manager, settings)
     task = asyncio.get_running_loop().create_task(manager.run())
@@ -157,7 +164,6 @@ async def run(cluster: LocalCluster, registry: RegistryServer) -> None:
     )
     manager.stop()
     await task
-    await client.close()
 
 
 def main() -> None:
@@ -169,6 +175,9 @@ def main() -> None:
             t = time.monotonic()
             cluster.start()
             print(f"control plane and 2 real nodes ready in {time.monotonic() - t:.1f} s")
+            crds = str(ROOT / "manifests" / "crds")
+            cluster.kubectl("apply", "--server-side", "-f", crds)
+            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds)
             registry = start_registry(Path(tmp) / "registry", version=2)
             assert cluster.nodes is not None
             cluster.nodes.trust(registry.host)
