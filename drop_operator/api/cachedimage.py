@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_TAG",
     "DEGRADED",
     "DIGEST_PATTERN",
+    "MAX_PLATFORMS",
     "MAX_RECENT_FAILURES",
     "PROGRESSING",
     "READY",
@@ -37,6 +38,8 @@ DEGRADED = "Degraded"
 
 DEFAULT_TAG = "latest"
 MAX_RECENT_FAILURES = 10
+MAX_PLATFORMS = 64
+"""Bound of ``status.platforms`` (indexes of real images list a dozen at most)."""
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
@@ -104,6 +107,12 @@ class CachedImageStatus(KubeModel):
     """Target nodes whose last pull failed (retried with backoff)."""
     warming_nodes: int = 0
     """With ``warmUp``: target nodes that still carry the warming taint (see ``warmUp``)."""
+    incompatible_nodes: int = 0
+    """Nodes selected by ``nodeSelector`` and tolerations whose ``kubernetes.io/os`` and
+    ``kubernetes.io/arch`` match no platform of the image: not targets (and not failures)."""
+    platforms: list[str] = Field(default_factory=list, max_length=MAX_PLATFORMS)
+    """The image's platforms as its registry lists them (``os/architecture[/variant]``), sorted;
+    empty while unknown (then nodes are targeted by labels only)."""
     recent_failures: list[NodeFailure] = Field(default_factory=list, max_length=MAX_RECENT_FAILURES)
     """Most recent failures, newest first, at most ten."""
     resolved_digest: str | None = Field(None, max_length=256)

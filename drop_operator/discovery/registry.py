@@ -45,7 +45,7 @@ import re
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -411,8 +411,34 @@ class RegistrySource(Source):
             out.append(Candidate(image, float(top - rank)))
         return out
 
-    async def _get(self, client: HttpClient, url: str, repository: str) -> HttpResponse:
-        resp = await client.get(url, headers=await self._authorization(client, repository))
+    async def read(
+        self, client: HttpClient, repository: str, path: str, *, method: str = "GET", accept: str = ""
+    ) -> HttpResponse:
+        """``method`` of ``/v2/<repository>/<path>`` (e.g. ``manifests/<tag>``) with the token flow.
+
+        ``accept`` is sent as the ``Accept`` header (the manifest media types a caller understands).
+        Any answer other than 200 raises :class:`SourceError` (``NotFound``, ``Unauthorized``...).
+        """
+        url = str(
+            self._base.with_path(f"{self._base.path.rstrip('/')}/v2/{repository}/{path}", keep_query=False)
+        )
+        return await self._get(
+            client, url, repository, method=method, extra={"Accept": accept} if accept else {}
+        )
+
+    async def _get(
+        self,
+        client: HttpClient,
+        url: str,
+        repository: str,
+        *,
+        method: str = "GET",
+        extra: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        async def send(auth: dict[str, str]) -> HttpResponse:
+            return await client.request(method, url, headers={**(extra or {}), **auth})
+
+        resp = await send(await self._authorization(client, repository))
         if resp.status == 401 and not self.credentials.token:
             challenges = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
             usable = [c for c in challenges if c.scheme in ("bearer", "basic")]
@@ -420,11 +446,10 @@ class RegistrySource(Source):
                 raise status_error(resp, "registry (no usable WWW-Authenticate challenge)")
             self.token_cache.challenges[self._origin] = usable[0]
             scope = usable[0].params.get("scope")
-            resp = await client.get(url, headers=await self._authorization(client, repository, scope=scope))
+            resp = await send(await self._authorization(client, repository, scope=scope))
             if resp.status == 401 and self._last_from_cache:
                 # A cached token the registry no longer accepts: ask for a fresh one once.
-                headers = await self._authorization(client, repository, scope=scope, refresh=True)
-                resp = await client.get(url, headers=headers)
+                resp = await send(await self._authorization(client, repository, scope=scope, refresh=True))
         if resp.status != 200:
             raise status_error(resp, "registry")
         return resp

@@ -11,6 +11,10 @@ cluster and the reconciler, the node event handler and the tests all agree on th
   lifecycle controller would put on it (``node.kubernetes.io/not-ready``, or
   ``node.kubernetes.io/unreachable`` when the Ready status is ``Unknown``), so joining nodes can be
   pre-warmed on purpose but a dead node does not hold pull slots by default.
+
+A second, separate condition applies once the image's platforms are known (:func:`runs_platform`):
+a node whose ``kubernetes.io/os`` and ``kubernetes.io/arch`` labels match no platform of the image
+is not a target; :func:`split_by_platform` counts those nodes apart.
 """
 
 from __future__ import annotations
@@ -22,16 +26,22 @@ from typing import Any
 from drop_operator.api import Toleration
 from drop_operator.controllers.common import raw_condition
 from drop_operator.controllers.common.taints import tolerates, tolerates_taint
+from drop_operator.discovery.platforms import Platform
 
 __all__ = [
+    "ARCH_LABEL",
+    "ARCH_VARIANT_LABEL",
     "NOT_READY_TAINT",
+    "OS_LABEL",
     "UNREACHABLE_TAINT",
     "is_target",
     "node_fingerprint",
     "node_images",
     "node_name",
     "readiness",
+    "runs_platform",
     "select_targets",
+    "split_by_platform",
     "tolerates",
     "tolerates_taint",
 ]
@@ -39,6 +49,11 @@ __all__ = [
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 _EXCLUDING_EFFECTS = ("NoSchedule", "NoExecute")
+OS_LABEL = "kubernetes.io/os"
+ARCH_LABEL = "kubernetes.io/arch"
+ARCH_VARIANT_LABEL = "drop.corewire.io/arch-variant"
+"""Kubernetes has no label for the CPU variant (``v7`` of ``arm/v7``); a node that carries this
+one is matched against the variant of the image's platforms too."""
 
 Obj = Mapping[str, Any]
 
@@ -88,6 +103,37 @@ def select_targets(
 ) -> dict[str, Obj]:
     """Target nodes by name."""
     return {node_name(n): n for n in nodes if is_target(n, node_selector, tolerations)}
+
+
+def runs_platform(node: Obj, platforms: Iterable[Platform]) -> bool:
+    """Whether ``node`` can run one of ``platforms`` (the image index's ``os``/``architecture``/
+    ``variant``), judged by the node's labels.
+
+    The kubelet sets :data:`OS_LABEL` and :data:`ARCH_LABEL` (``GOOS``/``GOARCH`` values, the same
+    names the OCI image-index spec uses). A label the node lacks matches any value, and so does a
+    variant the node does not state (:data:`ARCH_VARIANT_LABEL`) or the platform does not name.
+    """
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    os_, arch, variant = labels.get(OS_LABEL), labels.get(ARCH_LABEL), labels.get(ARCH_VARIANT_LABEL)
+    return any(
+        (not os_ or p.os == os_)
+        and (not arch or p.architecture == arch)
+        and (not variant or not p.variant or p.variant == variant)
+        for p in platforms
+    )
+
+
+def split_by_platform(
+    targets: Mapping[str, Obj], platforms: frozenset[Platform] | None
+) -> tuple[dict[str, Obj], list[str]]:
+    """``targets`` that run one of ``platforms``, and the names of those that run none.
+
+    ``None`` or no platforms (unknown) keeps every target: targeting by labels only.
+    """
+    if not platforms:
+        return dict(targets), []
+    kept = {name: n for name, n in targets.items() if runs_platform(n, platforms)}
+    return kept, sorted(name for name in targets if name not in kept)
 
 
 def node_images(node: Obj) -> set[str]:

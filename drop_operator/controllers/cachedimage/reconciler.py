@@ -38,7 +38,7 @@ from drop_operator.controllers.cachedimage.decide import (
     warming_first,
     warming_nodes,
 )
-from drop_operator.controllers.cachedimage.nodes import node_name, select_targets
+from drop_operator.controllers.cachedimage.nodes import node_name, select_targets, split_by_platform
 from drop_operator.controllers.cachedimage.pacing import (
     DEFAULT_POOL,
     Admission,
@@ -51,6 +51,7 @@ from drop_operator.controllers.cachedimage.pacing import (
     priority,
     reserved_slots,
 )
+from drop_operator.controllers.cachedimage.platforms import KnownPlatforms, PlatformResolver
 from drop_operator.controllers.cachedimage.pullpods import (
     COMPONENT,
     LABEL_COMPONENT,
@@ -62,7 +63,7 @@ from drop_operator.controllers.cachedimage.pullpods import (
     pod_node,
 )
 from drop_operator.controllers.cachedimage.state import ImageState
-from drop_operator.controllers.cachedimage.status import NodeCounts, build_status
+from drop_operator.controllers.cachedimage.status import NodeCounts, PlatformView, build_status
 from drop_operator.controllers.common import label_value, meta, nodecache
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
@@ -100,6 +101,9 @@ POOL_RECHECK = 5.0
 """Fallback re-check of an image waiting for room in its pool (pod events normally wake it first)."""
 MIN_REQUEUE = 0.05
 """Shortest requeue asked for, so a timer due right now never becomes a busy loop."""
+PLATFORM_POLL = 0.25
+"""Re-check of an image whose platforms are being resolved for the first time (no pull starts until
+then, so a node that lacks the platform never gets one)."""
 
 
 def pool_of(image: CachedImage) -> str:
@@ -125,6 +129,13 @@ def is_pull_pod(pod: Obj) -> bool:
 def pool_label(pod: Obj) -> str:
     """The (label form of the) pool a pull pod was admitted under."""
     return meta(pod).labels.get(LABEL_POOL, "")
+
+
+def _platform_view(known: KnownPlatforms | None, incompatible: int) -> PlatformView:
+    if known is None:
+        return PlatformView()
+    names = tuple(sorted(str(p) for p in known.platforms or ()))
+    return PlatformView(platforms=names, incompatible=incompatible, problem=known.problem)
 
 
 class CachedImageReconciler:
@@ -160,6 +171,7 @@ class CachedImageReconciler:
         self.passed: dict[str, int] = {}
         """Image key -> the node epoch of its last pass: its stated demand is current when equal."""
         self.totals = metrics.NodeTotals()
+        self.platforms = PlatformResolver(client, settings.namespace, clock=self.clock.now)
         metrics.PULLS_IN_FLIGHT.set_function(self.pulls_in_flight)
 
     # -- informer hooks ----------------------------------------------------------------------------
@@ -208,7 +220,11 @@ class CachedImageReconciler:
         now = self.clock.wall()
         all_nodes = self.nodes.list()
         tolerations = tolerations_of(image.spec)
-        targets = select_targets(all_nodes, image.spec.node_selector, tolerations)
+        known = self.platforms.lookup(image.reference, [s.name for s in image.spec.image_pull_secrets])
+        targets, incompatible = split_by_platform(
+            select_targets(all_nodes, image.spec.node_selector, tolerations),
+            known.platforms if known is not None else None,
+        )
         warming = warming_nodes(targets, image.spec)
         state.prune({node_name(n) for n in all_nodes})
 
@@ -227,7 +243,18 @@ class CachedImageReconciler:
         wakeups = pulls.wakeups + classes.wakeups
 
         started: list[str] = []  # apply
-        if classes.candidates and pull_policy_problem is None:
+        if known is None and classes.candidates and pull_policy_problem is None:
+            # Platforms not known yet: state the demand (so worse-ranked images keep their hands off
+            # the slots), start nothing, and look again shortly.
+            self._state_demand(
+                key,
+                pool,
+                priority(key, image.spec.rank, warming=bool(warming.intersection(classes.candidates))),
+                classes.candidates,
+                room=pacing.max_concurrent_nodes - len(pulls.active),
+            )
+            wakeups.append(PLATFORM_POLL)
+        elif classes.candidates and pull_policy_problem is None:
             started, wakeup = await self._start_pulls(
                 key,
                 obj,
@@ -257,6 +284,7 @@ class CachedImageReconciler:
             failing_nodes=classes.failing_nodes,
             pull_policy_problem=pull_policy_problem,
             warming=len(warming),
+            platforms=_platform_view(known, len(incompatible)),
         )
         wakeups += await self._clean_up(image, state, pulls, pulling_now=counts.pulling > 0)
         return Result(requeue_after=max(MIN_REQUEUE, min(wakeups))) if wakeups else None  # next check
@@ -515,6 +543,7 @@ class CachedImageReconciler:
         failing_nodes: set[str],
         pull_policy_problem: str | None,
         warming: int,
+        platforms: PlatformView,
     ) -> None:
         last_pulled = state.last_pulled.replace(microsecond=0) if state.last_pulled else None
         status = build_status(
@@ -527,6 +556,7 @@ class CachedImageReconciler:
             last_pulled=last_pulled,
             pull_policy_problem=pull_policy_problem,
             warming=warming,
+            platforms=platforms,
         )
         wire = status.to_json()
         stored = CachedImageStatus.model_validate(obj.get("status") or {}).to_json()

@@ -1,5 +1,9 @@
 """CachedImage status from node counts: the counts themselves and the three conditions.
 
+Nodes that lack the image's platform are counted apart (``incompatibleNodes``), never as failures;
+the Ready and Progressing messages name them, or say that the platforms are unknown and nodes are
+targeted by labels only.
+
 Pure, so every combination is unit-tested. ``Degraded`` carries the kubelet-derived reason of the
 most recent failure among the nodes still failing (``ErrImagePull``, ``Unauthorized``,
 ``Timeout``...), which is what a person needs to fix it.
@@ -12,13 +16,31 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from drop_operator.api import NodeFailure, set_condition
-from drop_operator.api.cachedimage import DEGRADED, PROGRESSING, READY, CachedImageStatus
+from drop_operator.api.cachedimage import DEGRADED, MAX_PLATFORMS, PROGRESSING, READY, CachedImageStatus
 from drop_operator.api.meta import ConditionStatus
 from drop_operator.controllers.common import condition
 
-__all__ = ["NodeCounts", "build_status", "condition_reason"]
+__all__ = ["NodeCounts", "PlatformView", "build_status", "condition_reason"]
 
 _REASON_OK = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+
+
+@dataclass(frozen=True)
+class PlatformView:
+    """What targeting knew of the image's platforms: ``platforms`` (``os/arch[/variant]``, empty
+    while unknown), ``incompatible`` nodes left out for them, and ``problem`` when resolution failed."""
+
+    platforms: tuple[str, ...] = ()
+    incompatible: int = 0
+    problem: str | None = None
+
+    def note(self) -> str:
+        """The clause the condition messages carry ("" when there is nothing to say)."""
+        if self.problem is not None:
+            return f"; platforms unknown ({self.problem[:300]}): nodes targeted by labels only"
+        if self.incompatible:
+            return f"; {self.incompatible} nodes lack the image's platforms ({', '.join(self.platforms)})"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,7 @@ def build_status(
     last_pulled: datetime | None,
     pull_policy_problem: str | None = None,
     warming: int = 0,
+    platforms: PlatformView | None = None,
 ) -> CachedImageStatus:
     """The status to write; conditions keep their transition times while their status holds."""
     cond = previous.conditions
@@ -57,6 +80,9 @@ def build_status(
     summary = f"cached on {c.cached} of {c.target} target nodes"
     if c.pulling or c.failed:
         summary += f" ({c.pulling} pulling, {c.failed} failed)"
+    view = platforms or PlatformView()
+    summary += view.note()
+    no_targets = "NoCompatibleNodes" if view.incompatible else "NoTargetNodes"
 
     def put(type_: str, status: ConditionStatus, reason: str, message: str) -> None:
         nonlocal cond
@@ -74,8 +100,8 @@ def build_status(
     else:
         done = c.cached >= c.target
         if done:
-            put(READY, "True", "NoTargetNodes" if c.target == 0 else "Cached", summary)
-            put(PROGRESSING, "False", "NoTargetNodes" if c.target == 0 else "Cached", summary)
+            put(READY, "True", no_targets if c.target == 0 else "Cached", summary)
+            put(PROGRESSING, "False", no_targets if c.target == 0 else "Cached", summary)
         else:
             waiting_reason = (
                 "Pulling" if c.pulling else ("PullFailed" if c.failed and not c.pending else "Waiting")
@@ -98,6 +124,8 @@ def build_status(
         pulling_nodes=c.pulling,
         failed_nodes=c.failed,
         warming_nodes=warming,
+        incompatible_nodes=view.incompatible,
+        platforms=list(view.platforms[:MAX_PLATFORMS]),
         recent_failures=failures,
         resolved_digest=resolved_digest or previous.resolved_digest,
         last_pulled_time=last_pulled or previous.last_pulled_time,

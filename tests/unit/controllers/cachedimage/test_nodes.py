@@ -1,4 +1,4 @@
-"""Target node selection: selector, taints vs tolerations, cordon, readiness."""
+"""Target node selection: selector, taints vs tolerations, cordon, readiness, the image's platforms."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ from typing import Any
 
 from drop_operator.api import Toleration
 from drop_operator.controllers.cachedimage.nodes import (
+    ARCH_LABEL,
+    ARCH_VARIANT_LABEL,
+    OS_LABEL,
     is_target,
     node_fingerprint,
     node_images,
     readiness,
+    runs_platform,
     select_targets,
+    split_by_platform,
     tolerates_taint,
 )
+from drop_operator.discovery.platforms import Platform
 
 
 def node(
@@ -105,3 +111,43 @@ def test_node_images_lists_every_reported_name() -> None:
     n = node()
     n["status"]["images"] = [{"names": ["docker.io/library/nginx:1.25", "docker.io/library/nginx@sha256:ab"]}]
     assert node_images(n) == {"docker.io/library/nginx:1.25", "docker.io/library/nginx@sha256:ab"}
+
+
+AMD64 = Platform("linux", "amd64")
+ARM64 = Platform("linux", "arm64", "v8")
+ARM_V7 = Platform("linux", "arm", "v7")
+
+
+def arch_node(name: str, arch: str | None, os: str | None = "linux", **labels: str) -> dict[str, Any]:
+    all_labels = dict(labels)
+    if arch:
+        all_labels[ARCH_LABEL] = arch
+    if os:
+        all_labels[OS_LABEL] = os
+    return node(name, labels=all_labels)
+
+
+def test_a_node_runs_a_platform_by_its_os_and_arch_labels() -> None:
+    assert runs_platform(arch_node("a", "arm64"), [AMD64, ARM64])
+    assert not runs_platform(arch_node("a", "amd64"), [ARM64])
+    assert not runs_platform(arch_node("w", "amd64", os="windows"), [AMD64])
+    # A label the node lacks matches anything: nothing says it cannot run the image.
+    assert runs_platform(arch_node("bare", None, os=None), [ARM64])
+
+
+def test_variant_counts_only_where_the_node_states_it() -> None:
+    v6 = arch_node("pi", "arm", **{ARCH_VARIANT_LABEL: "v6"})
+    assert not runs_platform(v6, [ARM_V7])
+    assert runs_platform(v6, [Platform("linux", "arm", "v6")])
+    assert runs_platform(v6, [Platform("linux", "arm")])  # the image names no variant
+    assert runs_platform(arch_node("arm", "arm"), [ARM_V7])  # the node names none
+
+
+def test_split_by_platform_counts_the_nodes_left_out() -> None:
+    targets = {n: arch_node(n, arch) for n, arch in (("a1", "amd64"), ("r1", "arm64"), ("r2", "arm64"))}
+    kept, lacking = split_by_platform(targets, frozenset({ARM64}))
+    assert sorted(kept) == ["r1", "r2"]
+    assert lacking == ["a1"]
+    # Unknown platforms (None, or an index naming none): targeting by labels only.
+    assert split_by_platform(targets, None) == (targets, [])
+    assert split_by_platform(targets, frozenset()) == (targets, [])

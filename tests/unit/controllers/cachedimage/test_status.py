@@ -8,7 +8,12 @@ import pytest
 
 from drop_operator.api import NodeFailure, find_condition
 from drop_operator.api.cachedimage import DEGRADED, PROGRESSING, READY, CachedImageStatus
-from drop_operator.controllers.cachedimage.status import NodeCounts, build_status, condition_reason
+from drop_operator.controllers.cachedimage.status import (
+    NodeCounts,
+    PlatformView,
+    build_status,
+    condition_reason,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -20,6 +25,7 @@ def status(
     failing: set[str] | None = None,
     previous: CachedImageStatus | None = None,
     pull_policy_problem: str | None = None,
+    platforms: PlatformView | None = None,
 ) -> CachedImageStatus:
     return build_status(
         previous or CachedImageStatus(),
@@ -30,6 +36,7 @@ def status(
         resolved_digest=None,
         last_pulled=None,
         pull_policy_problem=pull_policy_problem,
+        platforms=platforms,
     )
 
 
@@ -134,3 +141,36 @@ def test_digest_and_last_pull_are_kept_when_this_pass_learned_nothing_new() -> N
 )
 def test_condition_reason_is_a_valid_camel_case_identifier(raw: str, expected: str) -> None:
     assert condition_reason(raw) == expected
+
+
+def test_nodes_lacking_the_platform_are_counted_apart_not_as_failures() -> None:
+    view = PlatformView(platforms=("linux/arm64/v8",), incompatible=2)
+    s = status(NodeCounts(1, 1, 0, 0), platforms=view)
+    assert (s.target_nodes, s.failed_nodes, s.incompatible_nodes) == (1, 0, 2)
+    assert s.platforms == ["linux/arm64/v8"]
+    found = conditions(s)
+    assert found[READY] == ("True", "Cached")
+    assert found[DEGRADED] == ("False", "AsExpected")
+    ready = find_condition(s.conditions, READY)
+    assert ready is not None
+    assert (
+        ready.message == "cached on 1 of 1 target nodes; 2 nodes lack the image's platforms (linux/arm64/v8)"
+    )
+
+
+def test_no_compatible_node_is_its_own_reason() -> None:
+    s = status(NodeCounts(0, 0, 0, 0), platforms=PlatformView(("linux/arm64",), incompatible=3))
+    assert conditions(s)[READY] == ("True", "NoCompatibleNodes")
+
+
+def test_unknown_platforms_say_that_labels_alone_decide() -> None:
+    view = PlatformView(problem="ConnectionError: cannot connect to http://127.0.0.1:1")
+    s = status(NodeCounts(2, 0, 1, 0), platforms=view)
+    assert (s.incompatible_nodes, s.platforms) == (0, [])
+    ready = find_condition(s.conditions, READY)
+    assert ready is not None
+    assert ready.message == (
+        "cached on 0 of 2 target nodes (1 pulling, 0 failed); platforms unknown "
+        "(ConnectionError: cannot connect to http://127.0.0.1:1): nodes targeted by labels only"
+    )
+    assert conditions(s)[DEGRADED] == ("False", "AsExpected")
