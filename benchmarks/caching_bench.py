@@ -96,7 +96,8 @@ async def run(cluster: LocalCluster) -> None:
     )
 
     manager = Manager(client, namespace=NAMESPACE, leader_election=False, metrics_addr="0", probe_addr="0")
-    setup(manager, OperatorSettings(namespace=NAMESPACE, workers=4))
+    # The images are named on a host that exists nowhere: no platform lookups.
+    setup(manager, OperatorSettings(namespace=NAMESPACE, workers=4, platform_lookup=False))
     task = asyncio.get_running_loop().create_task(manager.run())
     for _ in range(300):
         if manager.started_controllers:

@@ -162,7 +162,9 @@ def up(workdir: Path) -> int:
                 sa_kubeconfig,
                 workdir / "operator.log",
                 log_format="console",
-                extra_args=[f"--operator-image={helper}"],
+                # The demo's public image names are served by local mirrors to the real node only;
+                # platform lookups would ask the public hosts themselves.
+                extra_args=[f"--operator-image={helper}", "--no-platform-lookup"],
             ),
         )
         procs.append(operator.process)

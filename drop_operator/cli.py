@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove the warming taints of nodes once their gating images are cached (needs patch on nodes)",
     )
     tuning.add_argument(
+        "--platform-lookup",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ask registries which platforms an image has and skip nodes that cannot run it "
+        "(the operator then needs egress to the registries, or to the mirror the nodes use)",
+    )
+    tuning.add_argument(
         "--grace-period",
         metavar="SECONDS",
         type=float,
@@ -141,6 +148,7 @@ async def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         operator_image=args.operator_image,
         warm_up=args.warm_up,
+        platform_lookup=args.platform_lookup,
     )
     try:
         client = await KubeClient.connect(args.kubeconfig, args.context)

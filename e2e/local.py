@@ -95,7 +95,13 @@ class LocalEnvironment(Environment):
                 namespace=self.namespace,
                 lease_name=self.lease_name,
                 log_format="console",
-                extra_args=["--log-level=debug", f"--operator-image={self.cluster.nodes.helper_image}"],
+                extra_args=[
+                    "--log-level=debug",
+                    f"--operator-image={self.cluster.nodes.helper_image}",
+                    # The ranked images carry public registry names that only the nodes' mirrors
+                    # serve here; the operator asking those hosts for platforms would leave the machine.
+                    "--no-platform-lookup",
+                ],
             )
             t = self._lap("operator ready", t)
             sources.result()

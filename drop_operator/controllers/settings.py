@@ -21,3 +21,6 @@ class OperatorSettings:
     field_manager: str = "drop-operator"
     warm_up: bool = True
     """Run the warm-up controller (it patches Nodes to remove their warming taints)."""
+    platform_lookup: bool = True
+    """Ask registries which platforms an image has, and target only nodes that can run it. Off:
+    target by labels only, and the operator never contacts a registry for a CachedImage."""

@@ -138,6 +138,15 @@ def test_leader_election_can_be_turned_off_for_a_single_replica() -> None:
     assert "--leader-elect" not in args
 
 
+def test_platform_lookups_are_on_by_default_and_can_be_turned_off() -> None:
+    def args(*values: str) -> list[str]:
+        container = _one(_render(*values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        return list(container["args"])
+
+    assert "--no-platform-lookup" not in args()
+    assert "--no-platform-lookup" in args("--set", "platformLookup.enabled=false")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -35,7 +35,7 @@ from drop_operator.runtime import ApiError, KubeClient
 from drop_operator.runtime.logging import get_logger
 from drop_operator.runtime.resources import SECRETS
 
-__all__ = ["FAILURE_TTL", "TAG_TTL", "KnownPlatforms", "PlatformResolver"]
+__all__ = ["FAILURE_TTL", "LABELS_ONLY", "TAG_TTL", "KnownPlatforms", "PlatformResolver"]
 
 log = get_logger(__name__)
 
@@ -61,6 +61,10 @@ class KnownPlatforms:
     platforms: frozenset[Platform] | None
     problem: str | None = None
     expires: float = 0.0
+
+
+LABELS_ONLY = KnownPlatforms(None)
+"""What the operator knows with platform lookups off: nothing, so nodes are targeted by labels."""
 
 
 class PlatformResolver:

@@ -51,7 +51,7 @@ from drop_operator.controllers.cachedimage.pacing import (
     priority,
     reserved_slots,
 )
-from drop_operator.controllers.cachedimage.platforms import KnownPlatforms, PlatformResolver
+from drop_operator.controllers.cachedimage.platforms import LABELS_ONLY, KnownPlatforms, PlatformResolver
 from drop_operator.controllers.cachedimage.pullpods import (
     COMPONENT,
     LABEL_COMPONENT,
@@ -171,7 +171,11 @@ class CachedImageReconciler:
         self.passed: dict[str, int] = {}
         """Image key -> the node epoch of its last pass: its stated demand is current when equal."""
         self.totals = metrics.NodeTotals()
-        self.platforms = PlatformResolver(client, settings.namespace, clock=self.clock.now)
+        self.platforms = (
+            PlatformResolver(client, settings.namespace, clock=self.clock.now)
+            if settings.platform_lookup
+            else None
+        )
         metrics.PULLS_IN_FLIGHT.set_function(self.pulls_in_flight)
 
     # -- informer hooks ----------------------------------------------------------------------------
@@ -220,7 +224,11 @@ class CachedImageReconciler:
         now = self.clock.wall()
         all_nodes = self.nodes.list()
         tolerations = tolerations_of(image.spec)
-        known = self.platforms.lookup(image.reference, [s.name for s in image.spec.image_pull_secrets])
+        known = (
+            self.platforms.lookup(image.reference, [s.name for s in image.spec.image_pull_secrets])
+            if self.platforms is not None
+            else LABELS_ONLY
+        )
         targets, incompatible = split_by_platform(
             select_targets(all_nodes, image.spec.node_selector, tolerations),
             known.platforms if known is not None else None,

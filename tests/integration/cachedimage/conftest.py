@@ -153,12 +153,16 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
 class Operator(InProcessOperator[CachedImageReconciler]):
     """The node-caching controllers in a Manager of their own (no leader election, no servers)."""
 
-    def __init__(self, client: KubeClient, namespace: str) -> None:
-        super().__init__(
-            client,
-            setup,
-            OperatorSettings(namespace=namespace, operator_image="drop-operator:test", workers=4),
+    def __init__(self, client: KubeClient, namespace: str, *, platform_lookup: bool = False) -> None:
+        # Images here are named on hosts that exist nowhere (registry.test): asking their registry
+        # for platforms would only send DNS queries off the machine. The platform tests turn it on.
+        settings = OperatorSettings(
+            namespace=namespace,
+            operator_image="drop-operator:test",
+            workers=4,
+            platform_lookup=platform_lookup,
         )
+        super().__init__(client, setup, settings)
         self.namespace = namespace
 
 

@@ -3,14 +3,30 @@ lists them; nodes left out are counted apart; an unreachable registry falls back
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
 from devtools import sampleimages
 from devtools.process import free_port
+from drop_operator.runtime import KubeClient
 from tests.infra.operator import condition
 from tests.infra.registry import RegistryFactory
 from tests.infra.waiting import eventually
 from tests.integration.cachedimage.conftest import Env, Operator, PodWatch
 
 FAST = {"minDelayBetweenPulls": "0s", "pullTimeout": "10s"}
+
+
+@pytest_asyncio.fixture
+async def operator(kube: KubeClient, env: Env) -> AsyncIterator[Operator]:
+    """The node-caching controllers with platform lookups on (every registry here is on 127.0.0.1)."""
+    op = Operator(kube, env.namespace, platform_lookup=True)
+    await op.start()
+    try:
+        yield op
+    finally:
+        await op.stop()
 
 
 async def test_targets_follow_the_platforms_of_the_image(

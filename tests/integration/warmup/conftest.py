@@ -36,7 +36,10 @@ class Operator(InProcessOperator[CachedImageReconciler]):
         super().__init__(
             client,
             setup,
-            OperatorSettings(namespace=namespace, operator_image="drop-operator:test", workers=4),
+            # registry.test exists nowhere: no platform lookups (they would only send DNS queries).
+            OperatorSettings(
+                namespace=namespace, operator_image="drop-operator:test", workers=4, platform_lookup=False
+            ),
         )
 
 
