@@ -9,6 +9,7 @@ from typing import Any
 
 from devtools import sampleimages
 from devtools.realnodes import RealNodes
+from drop_operator.controllers.cachedimage.pullpods import ANNOTATION_IMAGE
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.runtime import Resource
 from tests.infra.podwatch import PodWatch
@@ -156,3 +157,30 @@ async def test_private_image_needs_its_pull_secret(
     await cached_on_all(real_env, name)
     for node in nodes.nodes:
         assert reference in node.images()
+
+
+async def test_an_image_without_the_nodes_platform_is_not_pulled_there(
+    real_env: RealEnv, real_operator: RealOperator, real_pods: PodWatch, nodes: RealNodes
+) -> None:
+    """The real nodes are linux/amd64: an arm64-only index never gets a pull pod on them, and they
+    are counted apart, not as failures; the multi-platform index beside it is cached."""
+    public = real_env.registries.public
+    arm_repo, multi_repo = unique_repo("samples/arm-only"), unique_repo("samples/multi-plat")
+    public.push(arm_repo, ["v1"], sampleimages.arm64_only(arm_repo))
+    public.push(multi_repo, ["v1"], sampleimages.multi_platform(multi_repo))
+    policy = await real_env.policy(unique_repo("platforms"), **FAST)
+    arm = await real_env.image(unique_repo("arm-only"), f"{public.host}/{arm_repo}", "v1", policy=policy)
+    multi = await real_env.image(unique_repo("multi"), f"{public.host}/{multi_repo}", "v1", policy=policy)
+
+    await cached_on_all(real_env, multi)
+
+    async def counted_apart() -> dict[str, Any] | None:
+        status = await real_env.status(arm)
+        return status if status.get("incompatibleNodes") == len(nodes.nodes) else None
+
+    status = await eventually(counted_apart, 60, "the real nodes counted as lacking arm64")
+    assert status.get("targetNodes", 0) == 0 and status.get("failedNodes", 0) == 0, status
+    assert not [p for p in real_pods.added if p[1]["metadata"]["annotations"].get(ANNOTATION_IMAGE) == arm]
+    for node in nodes.nodes:
+        assert f"{public.host}/{arm_repo}:v1" not in node.images()
+        assert f"{public.host}/{multi_repo}:v1" in node.images()
