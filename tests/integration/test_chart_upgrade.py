@@ -38,7 +38,8 @@ from devtools.stack import (
     service_account_kubeconfig,
     start_operator,
 )
-from devtools.tools import REPO_ROOT, ToolMissingError
+from devtools.tools import REPO_ROOT
+from tests.infra.controlplane import started_cluster
 
 # The chart of the previous release. Until the first release tag exists, the chart on main before
 # the release pipeline; afterwards, the last release's tag (e.g. "v0.1.0").
@@ -89,19 +90,8 @@ def _documented_upgrade() -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("upgrade-cluster"))
-    try:
-        cluster.start()
-    except ToolMissingError as err:
-        cluster.stop()
-        pytest.fail(str(err), pytrace=False)
-    except BaseException:
-        cluster.stop()
-        raise
-    try:
+    with started_cluster(tmp_path_factory.mktemp("upgrade-cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _start_operator(cluster: LocalCluster, workdir: Path, name: str) -> OperatorProcess:
