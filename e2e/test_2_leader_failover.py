@@ -1,5 +1,6 @@
 """Two replicas and leader election: the leader is killed, the standby takes the Lease over and
-reconciles; and pull pods run drop-noop from the operator's own image.
+reconciles; and pull pods, admitted under Pod Security "restricted", run drop-noop from the
+operator's own image.
 
 Local mode kills the leading process with SIGKILL (it cannot release its Lease, so the standby
 waits for the Lease to expire); cluster mode force-deletes the leading pod and waits for the
@@ -71,6 +72,9 @@ def _install_container(pod: dict[str, Any]) -> dict[str, Any]:
 def test_pull_pods_run_drop_noop_from_the_operator_image(
     env: Environment, applied: None, pull_pods: PodWatch
 ) -> None:
+    # The namespace enforces Pod Security "restricted", so every pull pod seen was admitted under it.
+    namespace = env.kubectl.get("namespace", env.namespace) or {}
+    assert namespace["metadata"]["labels"].get("pod-security.kubernetes.io/enforce") == "restricted"
     seen = pull_pods.pods
     assert seen, "the earlier scenarios ran no pull pod"
     for name, pod in seen.items():
