@@ -19,11 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools import sampledata
+from devtools import image, sampledata
 from devtools.localcluster import LocalCluster, kubectl_binary
 from devtools.process import wait_until
 from devtools.prometheus import PrometheusServer, start_prometheus
 from devtools.registry import RegistryServer, start_registry
+from devtools.release import package_version
 from devtools.stack import (
     KWOK_STAGES,
     OperatorProcess,
@@ -60,6 +61,7 @@ class LocalEnvironment(Environment):
     standby: OperatorProcess | None = None
     operator_kubeconfig: Path = Path()
     replicas_started: int = 0
+    real_image: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -84,6 +86,8 @@ class LocalEnvironment(Environment):
         with ThreadPoolExecutor(2) as pool:
             # The sources do not need the cluster: start them while the control plane comes up.
             sources = pool.submit(self._start_sources)
+            # Nor does building the operator image (seconds when podman's layer cache is warm).
+            built = pool.submit(image.build)
             self.cluster.start()
             t = self._lap("control plane", t)
             self.cluster.start_kwok([KWOK_STAGES])
@@ -98,6 +102,12 @@ class LocalEnvironment(Environment):
             assert self.cluster.nodes is not None
             self.real_nodes = list(self.cluster.nodes.nodes)
             self.nodes = [*NODES, *(node.name for node in self.real_nodes)]
+            # Pull pods take drop-noop from the real operator image, which the real nodes pull
+            # from the node registry like any other image.
+            assert self.cluster.nodes.registry is not None
+            self.real_image = f"{self.cluster.nodes.registry.host}/drop-operator:{package_version()}"
+            image.push(built.result().id, self.real_image)
+            t = self._lap("operator image", t)
             self.operator_kubeconfig = service_account_kubeconfig(
                 self.cluster,
                 self.workdir / "operator.kubeconfig",
@@ -115,10 +125,10 @@ class LocalEnvironment(Environment):
 
     @property
     def operator_image(self) -> str:
-        """The helper image the real nodes pull from the node registry: drop-noop where the
-        operator image has it (the operator itself runs here, not from an image)."""
-        assert self.cluster is not None and self.cluster.nodes is not None
-        return self.cluster.nodes.helper_image
+        """The operator image built from the Dockerfile (:mod:`devtools.image`), in the node
+        registry; the operator itself runs here as a process, its pull pods run the image."""
+        assert self.real_image, "the operator image is pushed once the nodes are up"
+        return self.real_image
 
     def _start_replica(self) -> OperatorProcess:
         self.replicas_started += 1

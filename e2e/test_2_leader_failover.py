@@ -85,3 +85,6 @@ def test_pull_pods_run_drop_noop_from_the_operator_image(
         assert pull["command"] == ["/drop/noop"], name
     succeeded = [pod for pod in seen.values() if (pod.get("status") or {}).get("phase") == "Succeeded"]
     assert succeeded, "no pull pod succeeded"
+    # Real nodes (local mode) really pulled the operator image to run its drop-noop.
+    for node in env.real_nodes:
+        assert env.operator_image in node.images(), f"{node.name}: {sorted(node.images())}"
