@@ -30,7 +30,9 @@ from drop_operator.api.groups import KINDS, KindInfo
 __all__ = ["DEFAULT_OUTPUT_DIRS", "build_crd", "main", "render_all", "structural_schema"]
 
 DEFAULT_OUTPUT_DIRS = ("manifests/crds", "charts/drop-operator/crds")
-_HEADER = "# Generated from drop_operator/api by `python -m devtools.crdgen`. Do not edit.\n"
+# Each file starts a YAML document: `helm show crds` and `cat crds/*` concatenate the files as they
+# are, and without the separator `kubectl apply -f -` would read one document (the last CRD).
+_HEADER = "---\n# Generated from drop_operator/api by `python -m devtools.crdgen`. Do not edit.\n"
 
 _PASSTHROUGH = {
     "type",

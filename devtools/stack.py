@@ -83,9 +83,14 @@ def install_chart(
     namespace: str = NAMESPACE,
     values: Mapping[str, str] | None = None,
     wait: bool = False,
+    chart: Path | str = CHART,
+    extra_args: Sequence[str] = (),
 ) -> None:
     """``helm upgrade --install`` the chart into ``namespace``, which enforces Pod Security
-    "restricted" so that every pull pod the operator creates is held to it."""
+    "restricted" so that every pull pod the operator creates is held to it.
+
+    ``chart`` is a chart directory, a packaged ``.tgz`` or an ``oci://`` reference; ``extra_args``
+    go to helm as they are (e.g. ``--version``, ``--plain-http``)."""
     kubectl = _kubectl(kubeconfig)
     manifest = {
         "apiVersion": "v1",
@@ -100,7 +105,7 @@ def install_chart(
         check=True,
         timeout=120,
     )
-    args = ["upgrade", "--install", release, str(CHART), f"--namespace={namespace}"]
+    args = ["upgrade", "--install", release, str(chart), f"--namespace={namespace}", *extra_args]
     for key, value in (values or {}).items():
         args.append(f"--set={key}={value}")
     if wait:

@@ -91,6 +91,24 @@ class Environment(abc.ABC):
         """The tags the registry example must pick from this environment's registry."""
         return sampledata.expected_helper_tags()
 
+    @property
+    def operator_image(self) -> str:
+        """The operator's image: what the chart runs, and where pull pods take drop-noop from."""
+        return self.settings.image
+
+    def leader(self) -> str:
+        """``holderIdentity`` of the operator's Lease; "" when no replica holds it."""
+        lease = self.kubectl.get("lease", self.lease_name, namespace=self.namespace) or {}
+        return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+    @abc.abstractmethod
+    def kill_leader(self) -> str:
+        """Kill the replica holding the Lease, without a clean shutdown, and return its identity.
+
+        Returns once a replacement replica runs again (as the Deployment would make one), so that
+        there are two replicas, one of them waiting for the Lease.
+        """
+
     @abc.abstractmethod
     def stop_prometheus(self) -> None:
         """Take Prometheus down (the source outage)."""

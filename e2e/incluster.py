@@ -74,6 +74,8 @@ class ClusterEnvironment(Environment):
                 "image.repository": repository,
                 "image.tag": tag,
                 "image.pullPolicy": "IfNotPresent",
+                # Two replicas: leader election between pods (test_2_leader_failover.py).
+                "replicaCount": "2",
                 "logLevel": "debug",
                 "leaderElection.leaseName": self.lease_name,
             },
@@ -189,6 +191,33 @@ class ClusterEnvironment(Environment):
         self.forwards.pop("prometheus").stop()
 
     # -- scenario hooks --------------------------------------------------------------------------
+    def kill_leader(self) -> str:
+        holder = self.leader()
+        # The identity is "<hostname>_<random>", and a pod's hostname is its name.
+        pod = holder.rpartition("_")[0]
+        self.kubectl.run(
+            "delete", "pod", pod, f"--namespace={self.namespace}", "--grace-period=0", "--force",
+            "--wait=false",
+        )  # fmt: skip
+
+        def replaced() -> bool:
+            pods = self.kubectl.items(
+                "pods",
+                namespace=self.namespace,
+                selector=f"app.kubernetes.io/instance={self.release},app.kubernetes.io/component=operator",
+            )
+            ready = [
+                p["metadata"]["name"]
+                for p in pods
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])
+                )
+            ]
+            return pod not in ready and len(ready) == 2
+
+        eventually(replaced, within=300, what=f"a replacement for pod {pod} to be Ready")
+        return holder
+
     def stop_prometheus(self) -> None:
         self.kubectl.run("scale", "deployment/prometheus", "--replicas=0", f"--namespace={SOURCES_NAMESPACE}")
         eventually(

@@ -1,7 +1,7 @@
 """Local mode: the real control plane with kwok nodes and real nodes (containerd + kubelet), the
-chart installed with helm, and the operator as a local process that holds nothing but a
-TokenRequest token of the chart's ServiceAccount — so every scenario also proves the chart's RBAC
-is enough.
+chart installed with helm, and the operator as two local processes (leader and standby, as the
+chart's two replicas) that hold nothing but a TokenRequest token of the chart's ServiceAccount — so
+every scenario also proves the chart's RBAC is enough.
 
 Prometheus (with the seed Secret's basic-auth credentials) and a token-auth registry run on
 127.0.0.1 with the sample data in :mod:`devtools.sampledata`. Every image the documentation's
@@ -11,15 +11,20 @@ the runner helper, the cluster's node registry for the rest), so the real nodes 
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools import sampledata
+from devtools import image, sampledata
 from devtools.localcluster import LocalCluster, kubectl_binary
+from devtools.process import wait_until
 from devtools.prometheus import PrometheusServer, start_prometheus
 from devtools.registry import RegistryServer, start_registry
+from devtools.release import package_version
 from devtools.stack import (
     KWOK_STAGES,
     OperatorProcess,
@@ -36,6 +41,14 @@ from e2e.kube import Kubectl, eventually
 
 NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 REAL_NODES = 2
+_IDENTITY = re.compile(r"identity=(\S+)")
+_COLOR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _identity(operator: OperatorProcess) -> str:
+    """The Lease identity a replica logs on start ("waiting for leadership ... identity=...")."""
+    match = _IDENTITY.search(_COLOR.sub("", operator.process.log.read_text(errors="replace")))
+    return match.group(1) if match else ""
 
 
 @dataclass
@@ -45,6 +58,10 @@ class LocalEnvironment(Environment):
     prometheus: PrometheusServer | None = None
     registry: RegistryServer | None = None
     operator: OperatorProcess | None = None
+    standby: OperatorProcess | None = None
+    operator_kubeconfig: Path = Path()
+    replicas_started: int = 0
+    real_image: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +86,8 @@ class LocalEnvironment(Environment):
         with ThreadPoolExecutor(2) as pool:
             # The sources do not need the cluster: start them while the control plane comes up.
             sources = pool.submit(self._start_sources)
+            # Nor does building the operator image (seconds when podman's layer cache is warm).
+            built = pool.submit(image.build)
             self.cluster.start()
             t = self._lap("control plane", t)
             self.cluster.start_kwok([KWOK_STAGES])
@@ -83,31 +102,51 @@ class LocalEnvironment(Environment):
             assert self.cluster.nodes is not None
             self.real_nodes = list(self.cluster.nodes.nodes)
             self.nodes = [*NODES, *(node.name for node in self.real_nodes)]
-            sa_kubeconfig = service_account_kubeconfig(
+            # Pull pods take drop-noop from the real operator image, which the real nodes pull
+            # from the node registry like any other image.
+            assert self.cluster.nodes.registry is not None
+            self.real_image = f"{self.cluster.nodes.registry.host}/drop-operator:{package_version()}"
+            image.push(built.result().id, self.real_image)
+            t = self._lap("operator image", t)
+            self.operator_kubeconfig = service_account_kubeconfig(
                 self.cluster,
                 self.workdir / "operator.kubeconfig",
                 service_account=self.service_account(),
                 namespace=self.namespace,
             )
-            self.operator = start_operator(
-                sa_kubeconfig,
-                self.workdir / "operator.log",
-                namespace=self.namespace,
-                lease_name=self.lease_name,
-                log_format="console",
-                extra_args=[
-                    "--log-level=debug",
-                    f"--operator-image={self.cluster.nodes.helper_image}",
-                    # The ranked images carry public registry names that only the nodes' mirrors
-                    # serve here; the operator asking those hosts for platforms would leave the machine.
-                    "--no-platform-lookup",
-                ],
-            )
+            # Started one after the other, so the first one leads and the second waits.
+            self.operator = self._start_replica()
+            self.standby = self._start_replica()
             t = self._lap("operator ready", t)
             sources.result()
             self._serve_ranked_images()
         self._wait_nodes_schedulable()
         self._lap("nodes ready", t)
+
+    @property
+    def operator_image(self) -> str:
+        """The operator image built from the Dockerfile (:mod:`devtools.image`), in the node
+        registry; the operator itself runs here as a process, its pull pods run the image."""
+        assert self.real_image, "the operator image is pushed once the nodes are up"
+        return self.real_image
+
+    def _start_replica(self) -> OperatorProcess:
+        self.replicas_started += 1
+        name = "operator" if self.replicas_started == 1 else f"operator-{self.replicas_started}"
+        return start_operator(
+            self.operator_kubeconfig,
+            self.workdir / f"{name}.log",
+            namespace=self.namespace,
+            lease_name=self.lease_name,
+            log_format="console",
+            extra_args=[
+                "--log-level=debug",
+                f"--operator-image={self.operator_image}",
+                # The ranked images carry public registry names that only the nodes' mirrors serve
+                # here; the operator asking those hosts for platforms would leave the machine.
+                "--no-platform-lookup",
+            ],
+        )
 
     def _start_sources(self) -> None:
         times = sampledata.sample_times(past=600, future=3 * 3600, step=240)
@@ -139,6 +178,19 @@ class LocalEnvironment(Environment):
         eventually(schedulable, within=60, what="kwok nodes Ready without the not-ready taint")
 
     # -- scenario hooks --------------------------------------------------------------------------
+    def kill_leader(self) -> str:
+        holder = self.leader()
+        replicas = [r for r in (self.operator, self.standby) if r is not None]
+        leader = next((r for r in replicas if _identity(r) == holder), None)
+        assert leader is not None and leader.process.pid is not None, (
+            f"the Lease holder {holder!r} is none of {[_identity(r) for r in replicas]}"
+        )
+        os.kill(leader.process.pid, signal.SIGKILL)
+        wait_until(lambda: not leader.process.alive(), 10, "the killed leader to exit")
+        self.operator = next(r for r in replicas if r is not leader)
+        self.standby = self._start_replica()
+        return holder
+
     def stop_prometheus(self) -> None:
         assert self.prometheus is not None
         self.prometheus.stop()
@@ -149,16 +201,18 @@ class LocalEnvironment(Environment):
 
     def uninstall(self) -> None:
         assert self.cluster is not None
-        if self.operator is not None:
-            self.operator.stop()
+        for replica in (self.standby, self.operator):
+            if replica is not None:
+                replica.stop()
         helm(self.cluster.kubeconfig, "uninstall", self.release, f"--namespace={self.namespace}", "--wait")
 
     def operator_log(self, lines: int = 120) -> str:
         return self.operator.log_tail(lines) if self.operator else "(operator not started)"
 
     def close(self) -> None:
-        if self.operator is not None:
-            self.operator.stop()
+        for replica in (self.standby, self.operator):
+            if replica is not None:
+                replica.stop()
         if self.prometheus is not None:
             self.prometheus.stop()
         if self.registry is not None:

@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.infra.controlplane",
     "tests.infra.hosts",
+    "tests.infra.image",
     "tests.infra.kube",
     "tests.infra.prometheus",
     "tests.infra.registry",

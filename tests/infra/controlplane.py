@@ -7,6 +7,7 @@ A missing binary fails the session with the command that builds it, never a skip
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,10 @@ from devtools.tools import REPO_ROOT, ToolMissingError
 CRD_DIR = REPO_ROOT / "manifests" / "crds"
 
 
-@pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A running control plane with an admin kubeconfig (``.kubeconfig``) and ``.kubectl()``."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+@contextlib.contextmanager
+def started_cluster(workdir: Path) -> Iterator[LocalCluster]:
+    """A control plane of its own in ``workdir``, stopped on exit; a missing binary fails the test."""
+    cluster = LocalCluster(workdir)
     try:
         cluster.start()
     except ToolMissingError as err:
@@ -35,6 +36,13 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A running control plane with an admin kubeconfig (``.kubeconfig``) and ``.kubectl()``."""
+    with started_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
