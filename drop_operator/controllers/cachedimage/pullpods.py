@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from drop_operator.api import API_VERSION, LocalObjectReference, Toleration
+from drop_operator.controllers.cachedimage.nodes import OS_LABEL, PULL_POD_OS
 from drop_operator.controllers.common import (
     LABEL_MANAGED_BY,
     MANAGED_BY,
@@ -142,6 +143,25 @@ _RESOURCES: dict[str, Any] = {
 }
 
 
+def _pinned_to(node: str) -> dict[str, Any]:
+    """A required node selector: this node, and only while it runs Linux (or has no OS label).
+
+    Terms are ORed, a term's requirements ANDed: ``(name = node and os = linux) or (name = node and
+    no os label)``. This is target selection's rule (:mod:`.nodes`) said to the scheduler, so a node
+    relabelled to another OS between admission and binding never runs the Linux-only helper.
+    """
+    name = {"key": "metadata.name", "operator": "In", "values": [node]}
+    return {
+        "nodeSelectorTerms": [
+            {
+                "matchFields": [name],
+                "matchExpressions": [{"key": OS_LABEL, "operator": "In", "values": [PULL_POD_OS]}],
+            },
+            {"matchFields": [name], "matchExpressions": [{"key": OS_LABEL, "operator": "DoesNotExist"}]},
+        ]
+    }
+
+
 def build_pull_pod(req: PodRequest) -> dict[str, Any]:
     """The pull pod for one image on one node (Pod Security "restricted")."""
     name = pull_pod_name(req.image_name, req.image_uid, req.reference, req.node)
@@ -182,17 +202,7 @@ def build_pull_pod(req: PodRequest) -> dict[str, Any]:
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "affinity": {
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {
-                                "matchFields": [
-                                    {"key": "metadata.name", "operator": "In", "values": [req.node]}
-                                ]
-                            }
-                        ]
-                    }
-                }
+                "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": _pinned_to(req.node)}
             },
             "tolerations": [t.to_json() for t in req.tolerations],
             "imagePullSecrets": [s.to_json() for s in req.image_pull_secrets],

@@ -130,3 +130,25 @@ async def test_failing_image_is_degraded_and_backs_off_up_to_the_cap(
     assert len(pod_watch.creations()[(failing, nodes[1])]) >= 4
     status = await env.status(failing)
     assert len(status["recentFailures"]) == 2  # one entry per node, not one per attempt
+
+
+async def test_only_linux_nodes_get_pull_pods(env: Env, operator: Operator, pod_watch: PodWatch) -> None:
+    """Issue 12, item 8: the pull pod's helper is a Linux binary; a Windows node can never run it."""
+    lin = await env.add_node(f"lin-1-{env.group}", labels={"kubernetes.io/os": "linux"})
+    win = await env.add_node(f"win-1-{env.group}", labels={"kubernetes.io/os": "windows"})
+    policy = await env.policy(f"os-{env.group}", maxConcurrentNodes=5, maxConcurrentPulls=5, **FAST)
+    name = await env.image(f"os-{env.group}", "registry.test/os/app", "ok", policy=policy)
+
+    async def cached_on_linux() -> bool:
+        status = await env.status(name)
+        return status.get("cachedNodes") == 1 and status.get("targetNodes") == 1
+
+    await eventually(cached_on_linux, 30, "the Linux node cached, the Windows node not targeted")
+    status = await env.status(name)
+    assert status["failedNodes"] == 0 and status["pullingNodes"] == 0
+    created = [pod for _, pod in pod_watch.added]
+    assert created, "no pull pod was created"
+    assert {p["metadata"]["annotations"]["drop.corewire.io/node"] for p in created} == {lin}
+    # the scheduler bound every pod to the Linux node (the affinity it got says Linux too)
+    assert all(p["spec"].get("nodeName") in (None, lin) for p in pod_watch.pods.values())
+    assert not [p for p in await env.pods() if (p.get("spec") or {}).get("nodeName") == win]

@@ -75,7 +75,18 @@ def test_pod_spec_is_restricted_pinned_and_owned() -> None:
     term = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
-    assert term == [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [REQ.node]}]}]
+    name = {"key": "metadata.name", "operator": "In", "values": [REQ.node]}
+    # pinned to the node, and to Linux: labelled linux, or unlabelled (see nodes.is_target)
+    assert term == [
+        {
+            "matchFields": [name],
+            "matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}],
+        },
+        {
+            "matchFields": [name],
+            "matchExpressions": [{"key": "kubernetes.io/os", "operator": "DoesNotExist"}],
+        },
+    ]
     assert spec["restartPolicy"] == "Never"
     assert spec["activeDeadlineSeconds"] == 5
     assert spec["automountServiceAccountToken"] is False and spec["enableServiceLinks"] is False
