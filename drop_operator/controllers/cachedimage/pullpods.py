@@ -125,6 +125,8 @@ class PodRequest:
     pull_timeout: float
     operator_image: str
     noop_path: str
+    operator_image_pull_secrets: Sequence[str] = ()
+    """Secrets that pull ``operator_image`` (the init container's), listed after the image's own."""
 
 
 _SECURITY_CONTEXT: dict[str, Any] = {
@@ -141,6 +143,17 @@ _RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "1m", "memory": "8Mi"},
     "limits": {"cpu": "50m", "memory": "16Mi"},
 }
+
+
+def _pull_secrets(req: PodRequest) -> list[dict[str, str]]:
+    """The CachedImage's Secrets, then the operator image's; each name once, in that order.
+
+    The pod pulls two images: the target (the CachedImage's Secrets) and, in its init container,
+    the operator's own (``operator_image_pull_secrets``, e.g. a private mirror's). The kubelet
+    tries every listed Secret for every image, so one list serves both.
+    """
+    names = [s.name for s in req.image_pull_secrets] + list(req.operator_image_pull_secrets)
+    return [{"name": name} for name in dict.fromkeys(names)]
 
 
 def _pinned_to(node: str) -> dict[str, Any]:
@@ -205,7 +218,7 @@ def build_pull_pod(req: PodRequest) -> dict[str, Any]:
                 "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": _pinned_to(req.node)}
             },
             "tolerations": [t.to_json() for t in req.tolerations],
-            "imagePullSecrets": [s.to_json() for s in req.image_pull_secrets],
+            "imagePullSecrets": _pull_secrets(req),
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": RUN_AS_USER,

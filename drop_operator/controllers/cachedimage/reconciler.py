@@ -381,6 +381,7 @@ class CachedImageReconciler:
                     pull_timeout=pacing.pull_timeout,
                     operator_image=self.settings.operator_image,
                     noop_path=self.settings.noop_path,
+                    operator_image_pull_secrets=self.settings.operator_image_pull_secrets,
                 )
                 body = build_pull_pod(request)
                 name = body["metadata"]["name"]

@@ -153,11 +153,18 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
 class Operator(InProcessOperator[CachedImageReconciler]):
     """The node-caching controllers in a Manager of their own (no leader election, no servers)."""
 
-    def __init__(self, client: KubeClient, namespace: str) -> None:
+    def __init__(
+        self, client: KubeClient, namespace: str, *, operator_image_pull_secrets: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(
             client,
             setup,
-            OperatorSettings(namespace=namespace, operator_image="drop-operator:test", workers=4),
+            OperatorSettings(
+                namespace=namespace,
+                operator_image="drop-operator:test",
+                workers=4,
+                operator_image_pull_secrets=operator_image_pull_secrets,
+            ),
         )
         self.namespace = namespace
 
