@@ -124,7 +124,7 @@ def select_targets(
 def node_images(node: Obj) -> set[str]:
     """Image names the kubelet reports present on the node (``status.images``, at most 50 by default).
 
-    Absence means nothing (the list is truncated); presence is trusted.
+    What presence and absence mean for one image is :func:`~.imagelist.image_listing`'s to say.
     """
     names: set[str] = set()
     for image in (node.get("status") or {}).get("images") or ():

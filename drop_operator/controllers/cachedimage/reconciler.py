@@ -177,7 +177,7 @@ class CachedImageReconciler:
             pacing=pacing,
             now=now,
         )
-        state.cached.update(dict.fromkeys(classes.reported, now))
+        self._remember_reports(obj, image, state, classes, now)
         wakeups = pulls.wakeups + classes.wakeups
 
         started: list[str] = []  # apply
@@ -273,6 +273,20 @@ class CachedImageReconciler:
             if pod.outcome.state == "pulled":
                 await self._delete(pod)
         return []
+
+    def _remember_reports(
+        self, obj: Obj, image: CachedImage, state: ImageState, classes: NodeClasses, now: float
+    ) -> None:
+        """What the kubelets' ``status.images`` said: nodes holding the image, nodes that lost it."""
+        state.cached.update(dict.fromkeys(classes.reported, now))
+        state.size = classes.size or state.size
+        for nkey in classes.gone:
+            del state.cached[nkey]  # the kubelet removed it: one paced re-pull, like a new node
+        if classes.gone:
+            count = len(classes.gone)
+            note = f"{image.reference} removed from {count} node(s) by the kubelet; pulling it again"
+            self._event(obj, "Normal", "ImageRemoved", note, "Pull")
+            log.info("image gone from nodes", image=image.metadata.name, nodes=count)
 
     # -- pieces --------------------------------------------------------------------------------------
 
