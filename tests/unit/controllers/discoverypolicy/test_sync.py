@@ -289,3 +289,35 @@ def test_condition_transition_time_only_moves_when_status_flips() -> None:
     ready_after = find_condition(again.status.conditions, "Ready")
     assert ready_before is not None and ready_after is not None
     assert ready_after.last_transition_time == ready_before.last_transition_time
+
+
+def test_a_filter_or_template_that_drops_every_candidate_is_not_ready() -> None:
+    """Issue 12, item 12: not silently Ready with 0 images; a healthy empty answer still is."""
+    s = spec(imageFilter="^ghcr\\.io/")
+    out = sync(
+        s,
+        DiscoveryPolicyStatus(),
+        ok("prometheus-0", "prometheus", ("nginx:1.25", 5), ("redis:7", 4)),
+        ok("registry-1", "registry", dropped={"FilteredOut": 7}),  # tagFilter or template: nothing kept
+    )
+    assert out.status.image_count == 0
+    status, reason, message = condition(out.status, "Ready")
+    assert (status, reason) == ("False", "AllCandidatesDropped")
+    assert f"{DROP_EXCLUDED} 2" in message and "FilteredOut 7" in message
+    assert condition(out.status, "SourcesHealthy")[0] == "True"  # the sources are fine; the policy is not
+
+    # template output that is no image reference at all
+    bad = sync(
+        spec(),
+        DiscoveryPolicyStatus(),
+        ok("prometheus-0", "prometheus", ("Not A Reference", 1)),
+        ok("registry-1", "registry"),
+    )
+    assert condition(bad.status, "Ready")[:2] == ("False", "AllCandidatesDropped")
+    assert f"{DROP_INVALID_REFERENCE} 1" in condition(bad.status, "Ready")[2]
+
+    # sources that answered "nothing" are a healthy, Ready, empty answer
+    empty = sync(
+        spec(), DiscoveryPolicyStatus(), ok("prometheus-0", "prometheus"), ok("registry-1", "registry")
+    )
+    assert condition(empty.status, "Ready")[:2] == ("True", "Discovered")
