@@ -138,7 +138,8 @@ def classify_nodes(
     since its pull, as a fresh pull takes a while to show up. Needs no ``repullInterval``.
     """
     out = NodeClasses()
-    names = reported_names(reference, state.digest)
+    own_names = reported_names(reference)  # what a pod of this reference finds on the node
+    names = reported_names(reference, state.digest)  # any name of the content, for "gone"
     fresh: list[str] = []
     retry: list[tuple[float, str]] = []
     repull: list[tuple[float, str]] = []
@@ -156,7 +157,12 @@ def classify_nodes(
                 pulled_at = None
             else:
                 out.wakeups.append(pulled_at + REPORT_GRACE - now)
-        if pulled_at is None and image_pull_policy == "IfNotPresent" and listing == "present":
+        if (
+            pulled_at is None
+            and image_pull_policy == "IfNotPresent"
+            and listing == "present"
+            and image_listing(node, own_names) == "present"
+        ):
             pulled_at = now
             out.reported.append(nkey)
         if pulled_at is not None:

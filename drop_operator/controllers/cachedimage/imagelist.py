@@ -7,7 +7,9 @@ configuration, default :data:`KUBELET_MAX_IMAGES`), each with at most
 
 * **present** when any entry lists any name of the image: the reference as written, its normalized
   and short Docker Hub forms, or ``repository@digest`` once the digest is known (an image with
-  many tags may be listed under its digest only);
+  many tags may be listed under its digest only). Counting a node as cached *without a pull* needs
+  more: the reference's own name (:func:`reported_names` without a digest), since a node holding
+  the same content under another tag still resolves this tag at the registry;
 * **gone** when it is listed under none of them and the list is complete: shorter than the cap, or
   holding an image smaller than this one (the kubelet keeps the largest, so this one would have been
   kept). Kubelet image garbage collection is how cached images disappear;
@@ -42,7 +44,8 @@ KUBELET_MAX_NAMES = 5
 REPORT_GRACE = 90.0
 """Seconds after a pull during which absence from ``status.images`` is not believed: the kubelet
 refreshes its image list every 30 s and posts node status every 10 s, so a fresh pull shows up
-within ~40 s; the rest is margin for a loaded node."""
+within ~40 s; the rest is margin for a loaded node. After a restart pull times come from the
+cached-nodes annotation, rounded down to the minute, so the grace can be up to 60 s shorter then."""
 
 Listing = Literal["present", "gone", "unknown"]
 Obj = Mapping[str, Any]

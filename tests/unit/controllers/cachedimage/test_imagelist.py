@@ -121,3 +121,18 @@ def test_a_learned_size_decides_a_full_list() -> None:
     assert classify(state, {"full": full}, now=T0 + REPORT_GRACE).gone == [nodecache.node_key("full")]
     state.size = None
     assert classify(state, {"full": full}, now=T0 + REPORT_GRACE).gone == []
+
+
+def test_the_same_content_under_another_tag_is_no_reason_to_skip_the_pull() -> None:
+    """A node holding ``app:v0`` with the same digest still resolves ``app:v1`` at the registry
+    (``IfNotPresent`` looks the tag up): it is not cached without a pull, but not "gone" either."""
+    state = ImageState(uid="u", reference=REF, digest=DIGEST)
+    sibling = {
+        "names": [f"registry.example.com/team/app@{DIGEST}", "registry.example.com/team/app:v0"],
+        "sizeBytes": 5,
+    }
+    classes = classify(state, {"n": node("n", [sibling])}, now=T0)
+    assert classes.reported == [] and classes.candidates == ["n"] and classes.cached == 0
+    state.cached[nodecache.node_key("n")] = T0
+    kept = classify(state, {"n": node("n", [sibling])}, now=T0 + REPORT_GRACE)
+    assert kept.gone == [] and kept.cached == 1
