@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(the operator then needs egress to the registries, or to the mirror the nodes use)",
     )
     tuning.add_argument(
+        "--operator-image-pull-secrets",
+        metavar="NAMES",
+        type=_names,
+        default=_names(os.environ.get("OPERATOR_IMAGE_PULL_SECRETS") or ""),
+        help="comma-separated Secrets (in --namespace) that pull the operator's image; every pull pod "
+        "lists them, since its init container pulls that image too (env OPERATOR_IMAGE_PULL_SECRETS)",
+    )
+    tuning.add_argument(
         "--grace-period",
         metavar="SECONDS",
         type=float,
@@ -136,6 +144,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """``"a, b,,a"`` -> ``("a", "b")``: names in order, blanks and repeats dropped."""
+    return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+
+def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
+    """What the reconcilers are told about the deployment, from ``drop-operator run``'s arguments."""
+    return OperatorSettings(
+        namespace=args.namespace,
+        workers=args.workers,
+        operator_image=args.operator_image,
+        operator_image_pull_secrets=args.operator_image_pull_secrets,
+        warm_up=args.warm_up,
+        platform_lookup=args.platform_lookup,
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, args.log_level)
     return asyncio.run(_run(args))
@@ -143,13 +168,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     log = get_logger("drop_operator.cli")
-    settings = OperatorSettings(
-        namespace=args.namespace,
-        workers=args.workers,
-        operator_image=args.operator_image,
-        warm_up=args.warm_up,
-        platform_lookup=args.platform_lookup,
-    )
+    settings = settings_from_args(args)
     try:
         client = await KubeClient.connect(args.kubeconfig, args.context)
     except Exception as exc:

@@ -12,10 +12,11 @@ This is also where the library's traps are defused once for everybody:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -46,6 +47,22 @@ class KubeClient:
         self._api = api_client
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self._fence: Callable[[], None] | None = None
+
+    def fenced(self, fence: Callable[[], None]) -> KubeClient:
+        """This client (same connection pool) with ``fence`` called before every write.
+
+        ``fence`` raises to refuse the write before anything is sent: a leader whose Lease may have
+        passed to another replica must not write (see :meth:`Manager.run`). Reads are not fenced,
+        and the original client stays unfenced (the Lease itself is written through it).
+        """
+        clone = copy.copy(self)
+        clone._fence = fence
+        return clone
+
+    def _check_fence(self) -> None:
+        if self._fence is not None:
+            self._fence()
 
     @classmethod
     async def connect(
@@ -136,7 +153,12 @@ class KubeClient:
         body: Any = None,
         content_type: str = JSON,
     ) -> Any:
-        """One request to a raw API path; returns the decoded JSON body or raises :class:`ApiError`."""
+        """One request to a raw API path; returns the decoded JSON body or raises :class:`ApiError`.
+
+        Every method but GET is a write and passes the fence first (:meth:`fenced`).
+        """
+        if method != "GET":
+            self._check_fence()
         resp = await self._send(method, path, query=query, body=body, content_type=content_type)
         try:
             raw = await resp.read()

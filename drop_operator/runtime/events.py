@@ -98,8 +98,10 @@ class EventRecorder:
             async with asyncio.timeout(within):
                 await self._pending.join()
 
-    async def close(self) -> None:
-        await self.flush()
+    async def close(self, *, flush: bool = True) -> None:
+        """Stop the writer; ``flush`` first writes what is queued (not after a lost Lease)."""
+        if flush:
+            await self.flush()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

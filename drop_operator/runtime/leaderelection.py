@@ -6,6 +6,11 @@ renews every ``retry_period``; if renewals keep failing for ``renew_deadline`` i
 before anyone else may take it over (renew_deadline < lease_duration). A graceful shutdown releases
 the Lease (clears ``holderIdentity``) so a standby takes over on its next retry instead of waiting for
 expiry. All writes are compare-and-swap on the Lease's resourceVersion.
+
+:meth:`LeaderElector.holds_lease` is what a leader may act on: True only within ``renew_deadline``
+of its last successful renewal, measured on the monotonic clock. A process that was frozen (a
+stopped container, a long GC pause, a suspended VM) and resumes past that deadline knows at once
+that another replica may lead now, before the renew loop gets to run again.
 """
 
 from __future__ import annotations
@@ -60,12 +65,21 @@ class LeaderElector:
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
         self._leader = False
+        self._renewed_at = 0.0
         self._gauge = metrics.LEADER.labels(name=name)
         self._gauge.set(0)
 
     @property
     def is_leader(self) -> bool:
         return self._leader
+
+    def holds_lease(self) -> bool:
+        """Leader, and renewed within ``renew_deadline`` (monotonic seconds): safe to write.
+
+        Others may take the Lease ``lease_duration`` after they saw our last renewal, which is later
+        than the renewal itself, so ``renew_deadline < lease_duration`` leaves a margin.
+        """
+        return self._leader and time.monotonic() - self._renewed_at < self.renew_deadline
 
     def _set_leader(self, value: bool) -> None:
         if value != self._leader:
@@ -79,18 +93,20 @@ class LeaderElector:
         """Return once this instance holds the Lease (retrying every ``retry_period`` with jitter)."""
         log.info("waiting for leadership", lease=f"{self.namespace}/{self.name}", identity=self.identity)
         while True:
+            started = time.monotonic()
             if await self._try():
                 break
             await asyncio.sleep(self.retry_period * (1 + random.random() * 0.2))
+        self._renewed_at = started
         self._set_leader(True)
 
     async def hold(self) -> None:
         """Keep renewing; raises :class:`LeadershipLostError` when the renew deadline passes without success."""
-        last_renew = time.monotonic()
         while True:
             await asyncio.sleep(self.retry_period)
-            remaining = self.renew_deadline - (time.monotonic() - last_renew)
+            remaining = self.renew_deadline - (time.monotonic() - self._renewed_at)
             ok = False
+            attempt = time.monotonic()
             if remaining > 0:
                 try:
                     async with asyncio.timeout(remaining):
@@ -98,8 +114,9 @@ class LeaderElector:
                 except TimeoutError:
                     ok = False
             if ok:
-                last_renew = time.monotonic()
-            elif time.monotonic() - last_renew >= self.renew_deadline:
+                # Counted from when the attempt started: the Lease says renewTime = then.
+                self._renewed_at = attempt
+            elif not self.holds_lease():
                 self._set_leader(False)
                 raise LeadershipLostError(f"could not renew lease {self.namespace}/{self.name}")
 

@@ -7,6 +7,14 @@ costs one Lease acquisition, not a full re-list.
 Shutdown (``stop()``, SIGTERM in the CLI): workqueues stop handing out keys, reconciles in flight get
 ``grace_period`` seconds to finish, the Lease is released so a standby takes over at once, informers
 stop, queued Events are flushed, and ``run()`` returns.
+
+Losing the Lease unintentionally is not a shutdown but a stop, as in controller-runtime (whose
+manager exits when leader election is lost): another replica may lead already, so nothing more may
+be written. Every write of the manager's client is fenced (:meth:`KubeClient.fenced`) on
+:meth:`LeaderElector.holds_lease`, so the first write after the renew deadline is refused before it
+is sent (a frozen process that resumes writes nothing), the reconciles in flight are cancelled at
+once with no grace period, queued Events are dropped, and ``run()`` raises
+:class:`LeadershipLostError` (the CLI exits 1 and the pod restarts as a standby).
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ class Manager:
         informer_options: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
+        """The client reconcilers and Event recorders write through: fenced on the Lease when
+        leader election is on."""
         self.namespace = namespace
         self.sync_timeout = sync_timeout
         self.grace_period = grace_period
@@ -68,6 +78,7 @@ class Manager:
                 renew_deadline=renew_deadline,
                 retry_period=retry_period,
             )
+            self.client = client.fenced(self._fence)
         self.health = HealthServer(probe_addr=probe_addr, metrics_addr=metrics_addr)
         self.heartbeat = LoopHeartbeat()
         self.health.liveness.append(self.heartbeat.check)
@@ -78,6 +89,7 @@ class Manager:
         self._recorders: dict[str, EventRecorder] = {}
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
+        self._lost = False
         self.started_controllers = False
 
     # -- building --------------------------------------------------------------------------------
@@ -134,6 +146,19 @@ class Manager:
         stuck = [inf.label for inf in self._informers.values() if not inf.healthy()]
         return f"watch stuck or informer dead: {', '.join(stuck)}" if stuck else None
 
+    def _fence(self) -> None:
+        """Refuse a write unless this replica surely leads; the first refusal stops the manager."""
+        if self.elector is None or self.elector.holds_lease():
+            return
+        if self.started_controllers and not self._lost:
+            self._lost = True
+            log.error("leadership lost, refusing writes and stopping", lease=self.elector.name)
+            if self._stop is not None:
+                self._stop.set()
+        raise LeadershipLostError(
+            f"not the leader of lease {self.namespace}/{self.elector.name}: write refused"
+        )
+
     @property
     def is_leader(self) -> bool:
         return self.elector is None or self.elector.is_leader
@@ -171,8 +196,12 @@ class Manager:
                 waits.append(hold)
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             waits[0].cancel()
-            if hold is not None and hold.done():
-                hold.result()  # raises LeadershipLostError
+            if hold is not None and hold.done() and hold.exception() is not None:
+                self._lost = True
+            if self._lost:
+                raise LeadershipLostError(
+                    f"lost lease {self.namespace}/{self.elector.name if self.elector else ''}"
+                )
         finally:
             await self._shutdown(hold)
 
@@ -203,9 +232,12 @@ class Manager:
         return False if stopper in done else None
 
     async def _shutdown(self, hold: asyncio.Task[None] | None) -> None:
-        log.info("shutting down", grace_period=self.grace_period)
+        """Graceful (drain, release, flush) unless the Lease was lost (cancel now, write nothing)."""
+        lost = self._lost
+        grace = 0.0 if lost else self.grace_period
+        log.info("shutting down", grace_period=grace, leadership_lost=lost)
         if self.started_controllers:
-            await asyncio.gather(*(c.shutdown(self.grace_period) for c in self._controllers.values()))
+            await asyncio.gather(*(c.shutdown(grace) for c in self._controllers.values()))
         if hold is not None and not hold.done():
             hold.cancel()
             with contextlib.suppress(asyncio.CancelledError, LeadershipLostError):
@@ -213,7 +245,7 @@ class Manager:
         if self.elector is not None:
             await self.elector.release()
         for recorder in self._recorders.values():
-            await recorder.close()
+            await recorder.close(flush=not lost)
         for informer in self._informers.values():
             await informer.stop()
         await self.heartbeat.stop()

@@ -14,6 +14,7 @@ import pkgutil
 import re
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ import drop_operator
 from devtools import render_manifests
 from devtools.render_manifests import CHART_DIR, helm_template
 from devtools.tools import REPO_ROOT, ToolMissingError, go_tool, tools_dir
+from drop_operator.api import LocalObjectReference
+from drop_operator.cli import build_parser, settings_from_args
+from drop_operator.controllers.cachedimage.pullpods import PodRequest, build_pull_pod
 
 NAMESPACE = "drop-system"
 ALL_FEATURES = [
@@ -303,6 +307,52 @@ def test_deployment_runs_the_operator_as_the_cli_expects() -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_chart_image_pull_secrets_reach_every_pull_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed with ``imagePullSecrets: [{name: mirror-creds}]``, the operator's
+    pod lists the Secret, and so does every pull pod it builds (the chart's args and env, read by the
+    CLI, become the settings the pod spec is built from)."""
+    objs = _render("--set", "imagePullSecrets[0].name=mirror-creds", "--set", "imagePullSecrets[1].name=b")
+    pod = _pod_spec(objs)
+    assert pod["imagePullSecrets"] == [{"name": "mirror-creds"}, {"name": "b"}]
+    (container,) = pod["containers"]
+    for var in container["env"]:
+        if "value" in var:
+            monkeypatch.setenv(var["name"], var["value"])
+    # the kubelet expands $(VAR) in args from the container's environment
+    args = [a.replace("$(POD_NAMESPACE)", NAMESPACE) for a in container["args"]]
+    settings = settings_from_args(build_parser().parse_args(args))
+    assert settings.namespace == NAMESPACE
+    assert settings.operator_image_pull_secrets == ("mirror-creds", "b")
+    request = PodRequest(
+        namespace=settings.namespace,
+        image_name="app",
+        image_uid="uid",
+        reference="registry.example.com/app:1",
+        node="n1",
+        pool="default",
+        image_pull_policy="IfNotPresent",
+        image_pull_secrets=[LocalObjectReference(name="regcred"), LocalObjectReference(name="mirror-creds")],
+        tolerations=[],
+        pull_timeout=60,
+        operator_image=settings.operator_image,
+        noop_path=settings.noop_path,
+        operator_image_pull_secrets=settings.operator_image_pull_secrets,
+    )
+    spec = build_pull_pod(request)["spec"]
+    assert spec["initContainers"][0]["image"] == container["image"]
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror-creds"}, {"name": "b"}]
+
+    # without imagePullSecrets the chart sets nothing, and pull pods list only the image's own
+    (plain,) = _pod_spec(_render())["containers"]
+    assert "OPERATOR_IMAGE_PULL_SECRETS" not in {e["name"] for e in plain["env"]}
+
+
+def test_chart_app_version_matches_the_package_version() -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert chart["appVersion"] == project["version"]
 
 
 # -- plain manifests -------------------------------------------------------------------------------

@@ -59,6 +59,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+The names in imagePullSecrets, comma-separated: the operator passes them on to its pull pods.
+*/}}
+{{- define "drop-operator.imagePullSecretNames" -}}
+{{- $names := list }}
+{{- range .Values.imagePullSecrets }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- join "," $names }}
+{{- end }}
+
+{{/*
 Settings that cannot work together fail the render instead of producing a broken install.
 */}}
 {{- define "drop-operator.validate" -}}

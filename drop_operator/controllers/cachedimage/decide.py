@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drop_operator.api import CachedImageSpec, Toleration, format_duration
-from drop_operator.controllers.cachedimage.nodes import node_images
+from drop_operator.controllers.cachedimage.imagelist import (
+    REPORT_GRACE,
+    image_listing,
+    listed_size,
+    reported_names,
+)
 from drop_operator.controllers.cachedimage.pacing import Pacing, repull_due
 from drop_operator.controllers.cachedimage.pullpods import PullPod
 from drop_operator.controllers.cachedimage.state import ImageState
@@ -35,7 +40,6 @@ __all__ = [
     "count_nodes",
     "deadline_slack",
     "read_pulls",
-    "reported_names",
     "rollout_event",
     "tolerations_of",
     "warming_first",
@@ -96,14 +100,6 @@ def read_pulls(pods: Iterable[PullPod], *, reference: str, pacing: Pacing, now: 
     return out
 
 
-def reported_names(reference: str) -> set[str]:
-    """The names a kubelet may list the image under in ``status.images`` (short Docker Hub form too)."""
-    names = {reference}
-    if reference.startswith("docker.io/library/"):
-        names.add(reference.removeprefix("docker.io/library/"))
-    return names
-
-
 @dataclass
 class NodeClasses:
     """Target nodes by what they need (:func:`classify_nodes`)."""
@@ -116,6 +112,12 @@ class NodeClasses:
     failing_nodes: set[str] = field(default_factory=set)
     reported: list[str] = field(default_factory=list)
     """Node keys the kubelet reports holding the image, new to the memory: record them as cached."""
+    gone: list[str] = field(default_factory=list)
+    """Node keys remembered as cached whose kubelet says the image is gone: forget them (they are
+    candidates again, for one re-pull)."""
+    size: int | None = None
+    """The image's size in bytes as a node reported it (remember it for the "smaller images still
+    listed" rule of :func:`~.imagelist.image_listing`)."""
     wakeups: list[float] = field(default_factory=list)
     """Seconds until a backoff ends or a re-pull comes due."""
 
@@ -132,11 +134,15 @@ def classify_nodes(
 ) -> NodeClasses:
     """Classify every target node not in ``pulling``; ``state`` is read, never changed.
 
-    With ``IfNotPresent``, a node whose kubelet lists the image is cached (presence is trusted;
-    absence means nothing, the list is truncated).
+    The kubelet's ``status.images`` is trusted both ways where it is decidable
+    (:func:`~.imagelist.image_listing`): with ``IfNotPresent``, a node that lists the image is
+    cached without a pull; a node remembered as cached whose complete list lacks the image lost it
+    (kubelet image GC) and is a candidate again — once :data:`~.imagelist.REPORT_GRACE` has passed
+    since its pull, as a fresh pull takes a while to show up. Needs no ``repullInterval``.
     """
     out = NodeClasses()
-    names = reported_names(reference)
+    own_names = reported_names(reference)  # what a pod of this reference finds on the node
+    names = reported_names(reference, state.digest)  # any name of the content, for "gone"
     fresh: list[str] = []
     retry: list[tuple[float, str]] = []
     repull: list[tuple[float, str]] = []
@@ -145,7 +151,21 @@ def classify_nodes(
             continue
         nkey = nodecache.node_key(name)
         pulled_at = state.cached.get(nkey)
-        if pulled_at is None and image_pull_policy == "IfNotPresent" and names & node_images(node):
+        listing = image_listing(node, names, state.size)
+        if listing == "present":
+            out.size = listed_size(node, names) or out.size
+        elif listing == "gone" and pulled_at is not None:
+            if now - pulled_at >= REPORT_GRACE:
+                out.gone.append(nkey)
+                pulled_at = None
+            else:
+                out.wakeups.append(pulled_at + REPORT_GRACE - now)
+        if (
+            pulled_at is None
+            and image_pull_policy == "IfNotPresent"
+            and listing == "present"
+            and image_listing(node, own_names) == "present"
+        ):
             pulled_at = now
             out.reported.append(nkey)
         if pulled_at is not None:

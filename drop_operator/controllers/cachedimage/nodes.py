@@ -1,8 +1,14 @@
-"""Which nodes a CachedImage targets: node selector, taints against tolerations, readiness.
+"""Which nodes a CachedImage targets: operating system, node selector, taints, readiness.
 
 Pure functions over Node dicts as the API server returns them, so the rules are unit-tested without a
 cluster and the reconciler, the node event handler and the tests all agree on them:
 
+* the node must run Linux: the pull pod's init container runs the operator image's static Linux
+  binary, so a Windows node could never run it. A node without the ``kubernetes.io/os`` label
+  counts as Linux: every kubelet sets the label itself when it registers (``initialNode`` in
+  ``pkg/kubelet/kubelet_node_status.go``: ``kubernetes.io/os = runtime.GOOS``), so only Node
+  objects made by hand (simulators such as kwok) lack it. The pull
+  pod's affinity (:func:`~.pullpods.build_pull_pod`) says the same to the scheduler;
 * every ``nodeSelector`` label must match;
 * a ``NoSchedule`` or ``NoExecute`` taint excludes the node unless a toleration matches it
   (``PreferNoSchedule`` never excludes);
@@ -33,6 +39,7 @@ __all__ = [
     "ARCH_VARIANT_LABEL",
     "NOT_READY_TAINT",
     "OS_LABEL",
+    "PULL_POD_OS",
     "UNREACHABLE_TAINT",
     "is_target",
     "node_fingerprint",
@@ -46,10 +53,13 @@ __all__ = [
     "tolerates_taint",
 ]
 
+OS_LABEL = "kubernetes.io/os"
+"""The kubelet's label for the node's operating system (``runtime.GOOS``: ``linux``, ``windows``)."""
+PULL_POD_OS = "linux"
+"""The only operating system a pull pod runs on (its helper is a static Linux binary)."""
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 _EXCLUDING_EFFECTS = ("NoSchedule", "NoExecute")
-OS_LABEL = "kubernetes.io/os"
 ARCH_LABEL = "kubernetes.io/arch"
 ARCH_VARIANT_LABEL = "drop.corewire.io/arch-variant"
 """Kubernetes has no label for the CPU variant (``v7`` of ``arm/v7``); a node that carries this
@@ -79,6 +89,8 @@ def is_target(node: Obj, node_selector: Mapping[str, str], tolerations: Sequence
     if spec.get("unschedulable"):
         return False
     labels = meta.get("labels") or {}
+    if labels.get(OS_LABEL, PULL_POD_OS) != PULL_POD_OS:
+        return False
     if any(labels.get(key) != value for key, value in node_selector.items()):
         return False
     for taint in spec.get("taints") or ():
@@ -139,7 +151,7 @@ def split_by_platform(
 def node_images(node: Obj) -> set[str]:
     """Image names the kubelet reports present on the node (``status.images``, at most 50 by default).
 
-    Absence means nothing (the list is truncated); presence is trusted.
+    What presence and absence mean for one image is :func:`~.imagelist.image_listing`'s to say.
     """
     names: set[str] = set()
     for image in (node.get("status") or {}).get("images") or ():

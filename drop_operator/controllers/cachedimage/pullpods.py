@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from drop_operator.api import API_VERSION, LocalObjectReference, Toleration
+from drop_operator.controllers.cachedimage.nodes import OS_LABEL, PULL_POD_OS
 from drop_operator.controllers.common import (
     LABEL_MANAGED_BY,
     MANAGED_BY,
@@ -124,6 +125,8 @@ class PodRequest:
     pull_timeout: float
     operator_image: str
     noop_path: str
+    operator_image_pull_secrets: Sequence[str] = ()
+    """Secrets that pull ``operator_image`` (the init container's), listed after the image's own."""
 
 
 _SECURITY_CONTEXT: dict[str, Any] = {
@@ -140,6 +143,36 @@ _RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "1m", "memory": "8Mi"},
     "limits": {"cpu": "50m", "memory": "16Mi"},
 }
+
+
+def _pull_secrets(req: PodRequest) -> list[dict[str, str]]:
+    """The CachedImage's Secrets, then the operator image's; each name once, in that order.
+
+    The pod pulls two images: the target (the CachedImage's Secrets) and, in its init container,
+    the operator's own (``operator_image_pull_secrets``, e.g. a private mirror's). The kubelet
+    tries every listed Secret for every image, so one list serves both.
+    """
+    names = [s.name for s in req.image_pull_secrets] + list(req.operator_image_pull_secrets)
+    return [{"name": name} for name in dict.fromkeys(names)]
+
+
+def _pinned_to(node: str) -> dict[str, Any]:
+    """A required node selector: this node, and only while it runs Linux (or has no OS label).
+
+    Terms are ORed, a term's requirements ANDed: ``(name = node and os = linux) or (name = node and
+    no os label)``. This is target selection's rule (:mod:`.nodes`) said to the scheduler, so a node
+    relabelled to another OS between admission and binding never runs the Linux-only helper.
+    """
+    name = {"key": "metadata.name", "operator": "In", "values": [node]}
+    return {
+        "nodeSelectorTerms": [
+            {
+                "matchFields": [name],
+                "matchExpressions": [{"key": OS_LABEL, "operator": "In", "values": [PULL_POD_OS]}],
+            },
+            {"matchFields": [name], "matchExpressions": [{"key": OS_LABEL, "operator": "DoesNotExist"}]},
+        ]
+    }
 
 
 def build_pull_pod(req: PodRequest) -> dict[str, Any]:
@@ -182,20 +215,10 @@ def build_pull_pod(req: PodRequest) -> dict[str, Any]:
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "affinity": {
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {
-                                "matchFields": [
-                                    {"key": "metadata.name", "operator": "In", "values": [req.node]}
-                                ]
-                            }
-                        ]
-                    }
-                }
+                "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": _pinned_to(req.node)}
             },
             "tolerations": [t.to_json() for t in req.tolerations],
-            "imagePullSecrets": [s.to_json() for s in req.image_pull_secrets],
+            "imagePullSecrets": _pull_secrets(req),
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": RUN_AS_USER,

@@ -247,7 +247,7 @@ class CachedImageReconciler:
             now=now,
         )
         classes.candidates = warming_first(classes.candidates, warming)
-        state.cached.update(dict.fromkeys(classes.reported, now))
+        self._remember_reports(obj, image, state, classes, now)
         wakeups = pulls.wakeups + classes.wakeups
 
         started: list[str] = []  # apply
@@ -368,6 +368,20 @@ class CachedImageReconciler:
             if pod.outcome.state == "pulled":
                 await self._delete(pod)
         return []
+
+    def _remember_reports(
+        self, obj: Obj, image: CachedImage, state: ImageState, classes: NodeClasses, now: float
+    ) -> None:
+        """What the kubelets' ``status.images`` said: nodes holding the image, nodes that lost it."""
+        state.cached.update(dict.fromkeys(classes.reported, now))
+        state.size = classes.size or state.size
+        for nkey in classes.gone:
+            del state.cached[nkey]  # the kubelet removed it: one paced re-pull, like a new node
+        if classes.gone:
+            count = len(classes.gone)
+            note = f"{image.reference} removed from {count} node(s) by the kubelet; pulling it again"
+            self._event(obj, "Normal", "ImageRemoved", note, "Pull")
+            log.info("image gone from nodes", image=image.metadata.name, nodes=count)
 
     # -- pieces --------------------------------------------------------------------------------------
 
@@ -498,6 +512,7 @@ class CachedImageReconciler:
                     pull_timeout=pacing.pull_timeout,
                     operator_image=self.settings.operator_image,
                     noop_path=self.settings.noop_path,
+                    operator_image_pull_secrets=self.settings.operator_image_pull_secrets,
                 )
                 body = build_pull_pod(request)
                 name = body["metadata"]["name"]

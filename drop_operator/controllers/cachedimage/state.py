@@ -47,6 +47,8 @@ class ImageState:
     recorded: set[str] = field(default_factory=set)
     """UIDs of finished pods whose result was recorded (the pod may still be in the cache)."""
     digest: str | None = None
+    size: int | None = None
+    """Bytes, as a kubelet reported the image in ``status.images`` (see :mod:`.imagelist`)."""
     last_pulled: datetime | None = None
     rolling_out: bool = False
     written_status: dict[str, object] | None = None

@@ -89,12 +89,8 @@ def build_status(
         cond = set_condition(cond, condition(type_, status, reason, message, generation=generation))
 
     if pull_policy_problem is not None:
-        put(
-            READY,
-            "True" if c.target and c.cached == c.target else "False",
-            "PullPolicyNotFound",
-            pull_policy_problem,
-        )
+        # Ready is never True about a broken reference, even on nodes that hold the image already.
+        put(READY, "False", "PullPolicyNotFound", f"{pull_policy_problem} ({summary})")
         put(PROGRESSING, "False", "PullPolicyNotFound", pull_policy_problem)
         put(DEGRADED, "True", "PullPolicyNotFound", pull_policy_problem)
     else:

@@ -139,6 +139,7 @@ class ImageSetReconciler:
         sets: Informer,
         children: Informer,
         policies: Informer,
+        pull_policies: Informer,
         recorder: EventRecorder,
         clock: Clock | None = None,
     ) -> None:
@@ -147,6 +148,7 @@ class ImageSetReconciler:
         self.sets = sets
         self.children = children
         self.policies = policies
+        self.pull_policies = pull_policies
         self.recorder = recorder
         self.clock = clock or RealClock()
         self._expectations: KeyedMemory[_Expectations] = KeyedMemory()
@@ -213,11 +215,17 @@ class ImageSetReconciler:
             invalid=outcome.invalid,
             failures=outcome.failures,
             discovery=view,
+            missing_pull_policy=self._missing_pull_policy(spec),
         )
         await self._write_status(owner, owner_meta, expect, status.to_json())
         if outcome.failures:
             return Result.retry(f"{len(outcome.failures)} child writes failed: {outcome.failures[0]}")
         return None
+
+    def _missing_pull_policy(self, spec: CachedImageSetSpec) -> str | None:
+        """The name in ``pullPolicyRef`` when no such PullPolicy exists (children would never pull)."""
+        ref = spec.pull_policy_ref
+        return ref.name if ref is not None and self.pull_policies.get(ref.name) is None else None
 
     # -- expectations ----------------------------------------------------------------------------
 

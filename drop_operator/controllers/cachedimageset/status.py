@@ -12,15 +12,22 @@ from typing import Any
 from drop_operator.api.cachedimageset import DISCOVERY_READY, READY, CachedImageSetStatus
 from drop_operator.api.meta import Condition, ConditionStatus, set_condition
 from drop_operator.controllers.cachedimageset.desired import InvalidImage
-from drop_operator.controllers.cachedimageset.discovered import DiscoveryView
+from drop_operator.controllers.cachedimageset.discovered import (
+    POLICY_NOT_FOUND,
+    POLICY_PENDING,
+    DiscoveryView,
+)
 from drop_operator.controllers.common import condition, first_and_more, meta
 
 __all__ = [
     "CHILDREN_FAILED",
     "CHILDREN_PENDING",
+    "DISCOVERY_PENDING",
+    "DISCOVERY_POLICY_NOT_FOUND",
     "IMAGES_CACHED",
     "IMAGES_CACHING",
     "INVALID_IMAGES",
+    "PULL_POLICY_NOT_FOUND",
     "build_status",
     "current_status",
 ]
@@ -32,6 +39,10 @@ IMAGES_CACHING = "ImagesCaching"
 CHILDREN_PENDING = "ChildrenPending"
 CHILDREN_FAILED = "ChildrenFailed"
 INVALID_IMAGES = "InvalidImages"
+#: A broken reference outranks every count: ``kubectl get`` must show it, not "0/0 Ready".
+DISCOVERY_POLICY_NOT_FOUND = "DiscoveryPolicyNotFound"
+DISCOVERY_PENDING = "DiscoveryPending"
+PULL_POLICY_NOT_FOUND = "PullPolicyNotFound"
 _MAX_LISTED = 5
 
 
@@ -55,10 +66,13 @@ def _ready_condition(
     ready: int,
     invalid: Sequence[InvalidImage],
     failures: Sequence[str],
+    broken: tuple[str, str] | None,
 ) -> Condition:
     counts = f"{managed}/{desired} CachedImages exist, {ready} ready"
     status: ConditionStatus
-    if failures:
+    if broken is not None:
+        status, reason, message = "False", broken[0], f"{broken[1]} ({counts})"
+    elif failures:
         status, reason = "False", CHILDREN_FAILED
         message = (
             f"{counts}; {len(failures)} write{'s' if len(failures) != 1 else ''} failed: {_listing(failures)}"
@@ -77,6 +91,22 @@ def _ready_condition(
     return condition(READY, status, reason, message, generation=generation)
 
 
+def _broken_reference(
+    discovery: DiscoveryView | None, missing_pull_policy: str | None
+) -> tuple[str, str] | None:
+    """``(reason, message)`` of the first broken reference, or None."""
+    if discovery is not None and discovery.reason == POLICY_NOT_FOUND:
+        return DISCOVERY_POLICY_NOT_FOUND, discovery.message
+    if missing_pull_policy is not None:
+        return (
+            PULL_POLICY_NOT_FOUND,
+            f"PullPolicy {missing_pull_policy} not found; no pulls start until it exists",
+        )
+    if discovery is not None and discovery.reason == POLICY_PENDING:
+        return DISCOVERY_PENDING, discovery.message
+    return None
+
+
 def build_status(
     owner: Mapping[str, Any],
     *,
@@ -86,14 +116,28 @@ def build_status(
     invalid: Sequence[InvalidImage] = (),
     failures: Sequence[str] = (),
     discovery: DiscoveryView | None = None,
+    missing_pull_policy: str | None = None,
 ) -> CachedImageSetStatus:
-    """The status the set should have; ``discovery`` is ``None`` when the set references no policy."""
+    """The status the set should have; ``discovery`` is ``None`` when the set references no policy,
+    ``missing_pull_policy`` names a ``pullPolicyRef`` that does not exist.
+
+    ``Ready`` is False while a reference is broken, whatever the counts say: a DiscoveryPolicy that
+    does not exist (``DiscoveryPolicyNotFound``) or has never synced (``DiscoveryPending``), or a
+    PullPolicy that does not exist (``PullPolicyNotFound``; no pull starts until it does).
+    """
     generation = meta(owner).generation
+    broken = _broken_reference(discovery, missing_pull_policy)
     conditions = list(current_status(owner).conditions)
     conditions = set_condition(
         conditions,
         _ready_condition(
-            generation, desired=desired, managed=managed, ready=ready, invalid=invalid, failures=failures
+            generation,
+            desired=desired,
+            managed=managed,
+            ready=ready,
+            invalid=invalid,
+            failures=failures,
+            broken=broken,
         ),
     )
     if discovery is None:

@@ -17,8 +17,13 @@ from drop_operator.controllers.cachedimageset.reconciler import (
     owner_uids,
     referenced_discovery_policy,
 )
-from drop_operator.controllers.common import meta
-from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
+from drop_operator.controllers.common import meta, pull_policy_of
+from drop_operator.controllers.kinds import (
+    CACHED_IMAGE_SETS,
+    CACHED_IMAGES,
+    DISCOVERY_POLICIES,
+    PULL_POLICIES,
+)
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.manager import Manager
 from drop_operator.runtime.predicates import generation_changed
@@ -27,6 +32,8 @@ from drop_operator.runtime.resources import object_key
 __all__ = ["CONTROLLER_NAME", "discovery_policy_changed", "setup"]
 
 CONTROLLER_NAME = "cachedimageset"
+SETS_BY_PULL_POLICY = "cachedimageset.pullpolicy"
+"""Index on CachedImageSets: the PullPolicy their ``pullPolicyRef`` names (same path as on images)."""
 
 Obj = dict[str, Any]
 
@@ -59,8 +66,10 @@ def setup(manager: Manager, settings: OperatorSettings) -> ImageSetReconciler:
     sets = manager.informer(CACHED_IMAGE_SETS)
     children = manager.informer(CACHED_IMAGES)
     policies = manager.informer(DISCOVERY_POLICIES)
+    pull_policies = manager.informer(PULL_POLICIES)
     children.ensure_index(OWNER_INDEX, owner_uids)
     sets.ensure_index(DISCOVERY_POLICY_INDEX, referenced_discovery_policy)
+    sets.ensure_index(SETS_BY_PULL_POLICY, pull_policy_of)
 
     reconciler = ImageSetReconciler(
         manager.client,
@@ -68,6 +77,7 @@ def setup(manager: Manager, settings: OperatorSettings) -> ImageSetReconciler:
         sets=sets,
         children=children,
         policies=policies,
+        pull_policies=pull_policies,
         recorder=manager.event_recorder("drop-operator-imageset"),
     )
     controller = manager.controller(CONTROLLER_NAME, reconciler.reconcile, workers=settings.workers)
@@ -78,4 +88,10 @@ def setup(manager: Manager, settings: OperatorSettings) -> ImageSetReconciler:
         return [object_key(s) for s in sets.by_index(DISCOVERY_POLICY_INDEX, meta(policy).name)]
 
     controller.watch_mapped(policies, sets_of, predicates=[discovery_policy_changed])
+    # A PullPolicy appearing or going away mends or breaks the sets that reference it (Ready).
+    controller.watch_mapped(
+        pull_policies,
+        lambda policy: [object_key(s) for s in sets.by_index(SETS_BY_PULL_POLICY, meta(policy).name)],
+        events=("add", "delete"),
+    )
     return reconciler

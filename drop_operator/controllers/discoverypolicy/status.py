@@ -29,6 +29,7 @@ from drop_operator.api.meta import Condition, set_condition
 from drop_operator.controllers.common import MAX_MESSAGE, condition, format_time
 
 __all__ = [
+    "ALL_CANDIDATES_DROPPED",
     "ALL_SOURCES_FAILED",
     "ALL_SOURCES_HEALTHY",
     "DISCOVERED",
@@ -51,6 +52,7 @@ PARTIALLY_DISCOVERED = "PartiallyDiscovered"
 ALL_SOURCES_FAILED = "AllSourcesFailed"
 NOT_SYNCED = "NotSynced"
 INVALID_SPEC = "InvalidSpec"
+ALL_CANDIDATES_DROPPED = "AllCandidatesDropped"
 
 _MAX_DROPPED = 32
 _MAX_ERROR = 1024
@@ -196,6 +198,23 @@ def _failure_line(status: SourceStatus) -> str:
     return f"{status.name}: {status.reason}: {status.last_error or ''} ({stale})"
 
 
+def _dropped_candidates(sources: Sequence[SourceStatus]) -> str:
+    """``"FilteredOut 12, InvalidReference 1"``: candidates healthy sources returned and dropped,
+    by reason, summed over sources; empty when they returned none (a healthy empty answer)."""
+    totals: dict[str, int] = {}
+    found = 0
+    for source in sources:
+        if not source.healthy:
+            continue
+        found += source.images_found
+        for d in source.dropped:
+            totals[d.reason] = totals.get(d.reason, 0) + d.count
+    if not totals and not found:
+        return ""
+    parts = [f"{reason} {count}" for reason, count in sorted(totals.items())]
+    return ", ".join(parts) or f"{found} found, none kept"
+
+
 def build_conditions(
     previous: Sequence[Condition],
     *,
@@ -215,7 +234,10 @@ def build_conditions(
     * ``Ready`` is False with ``InvalidImageFilter`` when the filter cannot be used, False with
       ``AllSourcesFailed`` when no source answered (the previous images are kept: the message says
       from when), otherwise True (``Discovered``, or ``PartiallyDiscovered`` when some sources only
-      contribute their last-known-good images).
+      contribute their last-known-good images), except that a result of 0 images although the
+      sources answered with candidates is False with ``AllCandidatesDropped``: a filter, a template
+      or the references themselves dropped every one, which is a mistake far more often than an
+      intent, and must not look like a healthy empty answer.
     """
     failing = [s for s in sources if not s.healthy and s.last_sync_time is not None]
     if not any(s.last_sync_time is not None for s in sources):
@@ -281,6 +303,19 @@ def build_conditions(
                 f"{image_count} images; "
                 + ", ".join(f"{s.name} failing ({s.reason})" for s in failing)
                 + ", using last-known-good results",
+                MAX_MESSAGE,
+            ),
+            generation=generation,
+            now=now,
+        )
+    elif image_count == 0 and (dropped := _dropped_candidates(sources)):
+        ready = condition(
+            READY,
+            "False",
+            ALL_CANDIDATES_DROPPED,
+            _truncate(
+                f"0 images: every candidate the sources returned was dropped ({dropped}); "
+                "check imageFilter, tagFilter and the templates against the sources' status",
                 MAX_MESSAGE,
             ),
             generation=generation,

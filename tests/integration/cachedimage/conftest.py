@@ -153,7 +153,14 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
 class Operator(InProcessOperator[CachedImageReconciler]):
     """The node-caching controllers in a Manager of their own (no leader election, no servers)."""
 
-    def __init__(self, client: KubeClient, namespace: str, *, platform_lookup: bool = False) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        namespace: str,
+        *,
+        platform_lookup: bool = False,
+        operator_image_pull_secrets: tuple[str, ...] = (),
+    ) -> None:
         # Images here are named on hosts that exist nowhere (registry.test): asking their registry
         # for platforms would only send DNS queries off the machine. The platform tests turn it on.
         settings = OperatorSettings(
@@ -161,6 +168,7 @@ class Operator(InProcessOperator[CachedImageReconciler]):
             operator_image="drop-operator:test",
             workers=4,
             platform_lookup=platform_lookup,
+            operator_image_pull_secrets=operator_image_pull_secrets,
         )
         super().__init__(client, setup, settings)
         self.namespace = namespace

@@ -104,3 +104,32 @@ async def test_pull_policy_status_counts_the_images_using_it(env: Env, operator:
     await eventually(lambda: using(2), 20, "two images counted")
     await env.kube.delete(CACHED_IMAGES, first)
     await eventually(lambda: using(1), 20, "a deleted image no longer counted")
+
+
+async def test_pull_pods_carry_the_operator_images_pull_secrets(env: Env, pod_watch: PodWatch) -> None:
+    """Installed with ``imagePullSecrets: [{name: mirror-creds}]`` (the chart
+    passes it as a setting), every pull pod lists ``mirror-creds`` besides the image's own, once."""
+    await env.add_nodes(3)
+    policy = await env.policy(f"mirror-{env.group}", maxConcurrentNodes=3, minDelayBetweenPulls="0s")
+    op = Operator(env.kube, env.namespace, operator_image_pull_secrets=("mirror-creds",))
+    await op.start()
+    try:
+        name = await env.image(
+            f"mirror-{env.group}",
+            "registry.test/mirror/app",
+            "ok",
+            policy=policy,
+            imagePullSecrets=[{"name": "regcred"}, {"name": "mirror-creds"}],
+        )
+
+        async def cached() -> bool:
+            return (await env.status(name)).get("cachedNodes") == 3
+
+        await eventually(cached, 30, "cached on the three nodes")
+    finally:
+        await op.stop()
+    created = [pod for _, pod in pod_watch.added]
+    assert len(created) == 3
+    for pod in created:
+        assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror-creds"}]
+        assert pod["spec"]["initContainers"][0]["image"] == "drop-operator:test"

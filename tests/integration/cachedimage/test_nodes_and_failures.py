@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
 
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.runtime.resources import NODES
@@ -20,6 +21,16 @@ FAST = {
     "pullTimeout": "5s",
     "failureBackoff": {"initial": "1s", "max": "4s", "jitter": 0},
 }
+
+
+def counts_are(env: Env, name: str, *, cached: int, target: int) -> Callable[[], Awaitable[bool]]:
+    """A poll for :func:`eventually`: the image reports ``cached`` of ``target`` nodes."""
+
+    async def check() -> bool:
+        status = await env.status(name)
+        return status.get("cachedNodes") == cached and status.get("targetNodes") == target
+
+    return check
 
 
 async def test_new_ready_and_untainted_nodes_are_pulled_within_seconds(env: Env, operator: Operator) -> None:
@@ -69,10 +80,7 @@ async def test_hanging_pull_times_out_and_retries_while_other_nodes_proceed(
     policy = await env.policy(f"hang-{env.group}", maxConcurrentNodes=1, maxConcurrentPulls=1, **FAST)
     name = await env.image(f"hang-{env.group}", "registry.test/hang/app", "ok", policy=policy)
 
-    async def others_cached() -> bool:
-        status = await env.status(name)
-        return status.get("cachedNodes") == 4 and status.get("targetNodes") == 5
-
+    others_cached = counts_are(env, name, cached=4, target=5)
     # only one pull at a time: a hanging pod must not hold the image back for good
     await eventually(others_cached, 40, "the four healthy nodes cached despite a hanging node")
     status = await env.status(name)
@@ -130,3 +138,23 @@ async def test_failing_image_is_degraded_and_backs_off_up_to_the_cap(
     assert len(pod_watch.creations()[(failing, nodes[1])]) >= 4
     status = await env.status(failing)
     assert len(status["recentFailures"]) == 2  # one entry per node, not one per attempt
+
+
+async def test_only_linux_nodes_get_pull_pods(env: Env, operator: Operator, pod_watch: PodWatch) -> None:
+    """The pull pod's helper is a Linux binary; a Windows node can never run it."""
+    lin = await env.add_node(f"lin-1-{env.group}", labels={"kubernetes.io/os": "linux"})
+    win = await env.add_node(f"win-1-{env.group}", labels={"kubernetes.io/os": "windows"})
+    policy = await env.policy(f"os-{env.group}", maxConcurrentNodes=5, maxConcurrentPulls=5, **FAST)
+    name = await env.image(f"os-{env.group}", "registry.test/os/app", "ok", policy=policy)
+
+    await eventually(
+        counts_are(env, name, cached=1, target=1), 30, "the Linux node cached, the Windows node not targeted"
+    )
+    status = await env.status(name)
+    assert status["failedNodes"] == 0 and status["pullingNodes"] == 0
+    created = [pod for _, pod in pod_watch.added]
+    assert created, "no pull pod was created"
+    assert {p["metadata"]["annotations"]["drop.corewire.io/node"] for p in created} == {lin}
+    # the scheduler bound every pod to the Linux node (the affinity it got says Linux too)
+    assert all(p["spec"].get("nodeName") in (None, lin) for p in pod_watch.pods.values())
+    assert not [p for p in await env.pods() if (p.get("spec") or {}).get("nodeName") == win]

@@ -10,7 +10,12 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
+from drop_operator.controllers.kinds import (
+    CACHED_IMAGE_SETS,
+    CACHED_IMAGES,
+    DISCOVERY_POLICIES,
+    PULL_POLICIES,
+)
 from drop_operator.runtime import ApiError, KubeClient
 from tests.infra.controlplane import unique_name
 from tests.infra.operator import condition
@@ -368,3 +373,52 @@ async def test_steady_state_makes_no_writes_over_resyncs(
     assert posts >= 1
     await kube.delete(CACHED_IMAGE_SETS, name)
     await kube.delete(DISCOVERY_POLICIES, policy)
+
+
+async def test_broken_references_say_so_in_ready(kube: KubeClient, operator: Operator) -> None:
+    """A set whose DiscoveryPolicy does not exist is not "0/0 Ready"; one whose
+    PullPolicy does not exist does not stay ImagesCaching. ``kubectl get`` shows Ready's reason."""
+
+    async def ready_of(name: str) -> tuple[str, str, str]:
+        cond = condition(await status_of(kube, name), "Ready")
+        return cond.get("status", ""), cond.get("reason", ""), cond.get("message", "")
+
+    def reads(name: str, status: str, reason: str) -> Callable[[], Any]:
+        async def check() -> bool:
+            return (await ready_of(name))[:2] == (status, reason)
+
+        return check
+
+    no_policy = unique_name("no-discovery")
+    missing = unique_name("missing-policy")
+    await kube.create(CACHED_IMAGE_SETS, set_body(no_policy, policy=missing))
+    await eventually(
+        reads(no_policy, "False", "DiscoveryPolicyNotFound"), 20, "Ready DiscoveryPolicyNotFound"
+    )
+    assert (await ready_of(no_policy))[2].startswith(f"DiscoveryPolicy {missing} not found")
+    # the policy appears and publishes nothing: an honest, Ready 0/0
+    await kube.create(DISCOVERY_POLICIES, policy_body(missing))
+    await publish(kube, missing, [], conditions=healthy_conditions())
+    await eventually(reads(no_policy, "True", "ImagesCached"), 20, "Ready once the policy exists")
+
+    no_pull = unique_name("no-pull-policy")
+    await kube.create(
+        CACHED_IMAGE_SETS,
+        set_body(no_pull, images=images(no_pull, 2), pullPolicyRef={"name": f"{no_pull}-fast"}),
+    )
+    await eventually(reads(no_pull, "False", "PullPolicyNotFound"), 20, "Ready PullPolicyNotFound")
+    assert (await ready_of(no_pull))[2].startswith(f"PullPolicy {no_pull}-fast not found")
+    await kube.create(
+        PULL_POLICIES,
+        {
+            "apiVersion": PULL_POLICIES.api_version,
+            "kind": "PullPolicy",
+            "metadata": {"name": f"{no_pull}-fast"},
+        },
+    )
+    # the PullPolicy's arrival alone wakes the set (no child is cached here: no node controller runs)
+    await eventually(reads(no_pull, "False", "ImagesCaching"), 20, "the set noticed the PullPolicy")
+    for name in (no_policy, no_pull):
+        await kube.delete(CACHED_IMAGE_SETS, name)
+    await kube.delete(DISCOVERY_POLICIES, missing)
+    await kube.delete(PULL_POLICIES, f"{no_pull}-fast")

@@ -154,3 +154,44 @@ async def test_pacing_holds_on_real_pulls(
     for node in nodes.nodes:
         stored = node.images()
         assert sum(1 for ref in stored if "/samples/paced-" in ref and ref.endswith(":v1")) == len(names)
+
+
+async def test_image_removed_by_the_kubelet_is_pulled_again_without_repull_interval(
+    real_env: RealEnv, real_operator: RealOperator, real_pods: PodWatch, nodes: RealNodes
+) -> None:
+    """Image GC removes a cached image from one node's store; once the kubelet's
+    (complete) ``status.images`` no longer lists it, that node stops counting as cached and gets
+    exactly one paced re-pull. No ``repullInterval`` is set."""
+    public = real_env.registries.public
+    repo = unique_repo("samples/gc")
+    public.push(repo, ["v1"], sampleimages.unique(repo))
+    reference = f"{public.host}/{repo}:v1"
+    name = await real_env.image(
+        unique_repo("gc"),
+        f"{public.host}/{repo}",
+        "v1",
+        policy=await real_env.policy(unique_repo("gc"), **FAST),
+    )
+    await cached_on_all(real_env, name)
+    victim, other = nodes.nodes[0], nodes.nodes[1:]
+
+    async def reported(present: bool) -> bool:
+        return (reference in await real_env.reported_images(victim)) is present
+
+    await eventually(lambda: reported(True), 90, f"{victim.name} reports {reference}")
+    victim.remove_image(reference)
+    assert reference not in victim.images(), "the image is still in the store"
+    await eventually(lambda: reported(False), 90, f"{victim.name} no longer reports {reference}")
+
+    def pulls_on(node: str) -> int:
+        return sum(len(t) for (image, n), t in real_pods.creations().items() if image == name and n == node)
+
+    await eventually(lambda: pulls_on(victim.name) == 2, 180, f"a second pull on {victim.name}")
+    await cached_on_all(real_env, name)
+    assert victim.images().get(reference), f"{reference} is back in {victim.name}'s store"
+    await eventually(lambda: reported(True), 90, f"{victim.name} reports {reference} again")
+    # one re-pull of the node that lost it, none elsewhere, and no loop once it is back
+    status = await real_env.status(name)
+    assert status["cachedNodes"] == status["targetNodes"] == len(nodes.nodes)
+    assert pulls_on(victim.name) == 2
+    assert all(pulls_on(n.name) == 1 for n in other)

@@ -242,3 +242,57 @@ async def test_events_are_recorded_and_deduplicated_into_a_series(kube: KubeClie
     assert len(about_ns) == 1
     assert about_ns[0]["regarding"]["kind"] == "Namespace"
     await recorder.close()
+
+
+@pytest.mark.slow
+async def test_a_frozen_leader_that_resumes_writes_nothing_and_exits(
+    control_plane: LocalCluster, kube: KubeClient, namespace: str
+) -> None:
+    """A leader frozen past its Lease (SIGSTOP) while a standby takes over
+    writes nothing once it resumes (not even the rest of the pass in flight) and exits 1, as
+    controller-runtime's manager does; SIGTERM keeps its graceful drain (tests above)."""
+    lease = unique_name("frozen")
+    for name in ("tick", "writes"):
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
+        await kube.create(CONFIG_MAPS, body)
+
+    async def written() -> dict[str, str]:
+        data: dict[str, str] = (await kube.get(CONFIG_MAPS, "writes", namespace)).get("data") or {}
+        return data
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.integration.runtime.frozen_leader",
+        str(control_plane.kubeconfig),
+        namespace,
+        lease,
+        "frozen",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    standby = make_manager(kube, namespace, lease, "standby")
+    try:
+
+        async def writing() -> bool:
+            return int((await written()).get("frozen", "0")) >= 10
+
+        await eventually(writing, 30, "the first leader writes")
+        proc.send_signal(signal.SIGSTOP)
+        async with running(standby):
+            await eventually(lambda: standby.is_leader, 20, "the standby takes the expired Lease")
+            before = (await written()).get("frozen")
+            proc.send_signal(signal.SIGCONT)
+            output, _ = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == 1, output.decode()[-3000:]
+            assert b"leadership lost" in output
+            assert (await written()).get("frozen") == before, (
+                "the resumed leader wrote after losing its Lease"
+            )
+            assert standby.is_leader
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            await proc.wait()

@@ -11,12 +11,12 @@ from drop_operator.controllers.cachedimage.decide import (
     classify_nodes,
     count_nodes,
     read_pulls,
-    reported_names,
     rollout_event,
     tolerations_of,
     warming_first,
     warming_nodes,
 )
+from drop_operator.controllers.cachedimage.imagelist import reported_names
 from drop_operator.controllers.cachedimage.pacing import Pacing
 from drop_operator.controllers.cachedimage.pullpods import ANNOTATION_NODE, ANNOTATION_REFERENCE, PullPod
 from drop_operator.controllers.cachedimage.state import ImageState
@@ -42,7 +42,8 @@ def pod(name: str, node: str, *, phase: str = "Pending", ref: str = REF, deletin
 
 
 def node(name: str, images: list[str] | None = None) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "status": {"images": [{"names": images or []}]}}
+    """A node whose kubelet reports ``images`` (one entry), or reports nothing (a simulated node)."""
+    return {"metadata": {"name": name}, "status": {"images": [{"names": images}] if images else []}}
 
 
 def test_pull_pod_is_parsed_once_with_its_node_reference_and_creation_time() -> None:
@@ -115,7 +116,10 @@ def test_reported_images_are_ignored_with_pull_policy_always() -> None:
 
 def test_reported_names_include_the_short_docker_hub_form() -> None:
     assert reported_names(REF) == {REF, "nginx:1.25"}
+    assert reported_names("nginx:1.25") == {REF, "nginx:1.25"}
     assert reported_names("ghcr.io/a/b:1") == {"ghcr.io/a/b:1"}
+    digest = "sha256:" + "a" * 64
+    assert reported_names("ghcr.io/a/b:1", digest) == {"ghcr.io/a/b:1", f"ghcr.io/a/b@{digest}"}
 
 
 def test_count_nodes_moves_started_nodes_to_pulling() -> None:

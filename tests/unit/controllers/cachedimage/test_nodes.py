@@ -65,6 +65,19 @@ def test_node_selector_must_match_every_label() -> None:
     assert not is_target(n, {"missing": ""}, [])
 
 
+def test_only_nodes_that_run_linux_or_say_nothing_are_targets() -> None:
+    # lin-1 (linux) and win-1 (windows) -> one target; the helper is a Linux binary
+    nodes = [
+        node("lin-1", labels={"kubernetes.io/os": "linux"}),
+        node("win-1", labels={"kubernetes.io/os": "windows"}),
+    ]
+    assert set(select_targets(nodes, {}, [])) == {"lin-1"}
+    # tolerations and selectors cannot make a Windows node run the helper
+    assert not is_target(nodes[1], {"kubernetes.io/os": "windows"}, [tol(operator="Exists")])
+    assert not is_target(node(labels={"kubernetes.io/os": "darwin"}), {}, [])
+    assert is_target(node(labels={}), {}, [])  # no label: hand-made Node objects; kubelets always set it
+
+
 def test_noschedule_and_noexecute_taints_exclude_unless_tolerated() -> None:
     for effect in ("NoSchedule", "NoExecute"):
         n = node(taints=[{"key": "dedicated", "value": "ci", "effect": effect}])
@@ -104,6 +117,7 @@ def test_fingerprint_ignores_heartbeats_but_sees_relevant_changes() -> None:
     assert node_fingerprint(a) != node_fingerprint(node(ready="False"))
     assert node_fingerprint(a) != node_fingerprint(node(unschedulable=True))
     assert node_fingerprint(a) != node_fingerprint(node(labels={"x": "y"}))
+    assert node_fingerprint(a) != node_fingerprint(node(labels={"kubernetes.io/os": "windows"}))
     assert node_fingerprint(a) != node_fingerprint(node(taints=[{"key": "k", "effect": "NoSchedule"}]))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -75,7 +76,18 @@ def test_pod_spec_is_restricted_pinned_and_owned() -> None:
     term = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
-    assert term == [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [REQ.node]}]}]
+    name = {"key": "metadata.name", "operator": "In", "values": [REQ.node]}
+    # pinned to the node, and to Linux: labelled linux, or unlabelled (see nodes.is_target)
+    assert term == [
+        {
+            "matchFields": [name],
+            "matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}],
+        },
+        {
+            "matchFields": [name],
+            "matchExpressions": [{"key": "kubernetes.io/os", "operator": "DoesNotExist"}],
+        },
+    ]
     assert spec["restartPolicy"] == "Never"
     assert spec["activeDeadlineSeconds"] == 5
     assert spec["automountServiceAccountToken"] is False and spec["enableServiceLinks"] is False
@@ -95,6 +107,25 @@ def test_pod_spec_is_restricted_pinned_and_owned() -> None:
         assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
         assert c["resources"]["requests"] == {"cpu": "1m", "memory": "8Mi"}
         assert c["resources"]["limits"] == {"cpu": "50m", "memory": "16Mi"}
+
+
+def test_pull_pods_list_the_operator_images_pull_secrets_too() -> None:
+    # the init container pulls the operator image, from a private mirror
+    mirrored = replace(REQ, operator_image_pull_secrets=("mirror-creds",))
+    assert build_pull_pod(mirrored)["spec"]["imagePullSecrets"] == [
+        {"name": "regcred"},
+        {"name": "mirror-creds"},
+    ]
+    # a name both lists hold appears once, in the image's place; repeats within a list collapse
+    both = replace(
+        REQ,
+        image_pull_secrets=[LocalObjectReference(name="mirror-creds"), LocalObjectReference(name="regcred")],
+        operator_image_pull_secrets=("mirror-creds", "other", "other"),
+    )
+    names = [s["name"] for s in build_pull_pod(both)["spec"]["imagePullSecrets"]]
+    assert names == ["mirror-creds", "regcred", "other"]
+    only = replace(REQ, image_pull_secrets=[], operator_image_pull_secrets=("mirror-creds",))
+    assert build_pull_pod(only)["spec"]["imagePullSecrets"] == [{"name": "mirror-creds"}]
 
 
 def pod(

@@ -107,7 +107,11 @@ def test_a_missing_pull_policy_is_reported_in_every_condition() -> None:
         PROGRESSING: ("False", "PullPolicyNotFound"),
         DEGRADED: ("True", "PullPolicyNotFound"),
     }
-    assert conditions(status(NodeCounts(2, 2, 0, 0), pull_policy_problem=problem))[READY][0] == "True"
+    # never Ready about a broken reference, even with every node cached already
+    cached = status(NodeCounts(2, 2, 0, 0), pull_policy_problem=problem)
+    assert conditions(cached)[READY] == ("False", "PullPolicyNotFound")
+    ready = find_condition(cached.conditions, READY)
+    assert ready is not None and ready.message == f"{problem} (cached on 2 of 2 target nodes)"
 
 
 def test_transition_times_hold_while_the_status_holds() -> None:

@@ -15,10 +15,12 @@ from drop_operator.controllers.cachedimageset.discovered import (
     discovery_view,
 )
 from drop_operator.controllers.cachedimageset.status import (
-    CHILDREN_PENDING,
+    DISCOVERY_PENDING,
+    DISCOVERY_POLICY_NOT_FOUND,
     IMAGES_CACHED,
     IMAGES_CACHING,
     INVALID_IMAGES,
+    PULL_POLICY_NOT_FOUND,
     build_status,
 )
 
@@ -104,10 +106,46 @@ def test_status_is_stable_when_nothing_changes() -> None:
     assert again.to_json() == first.to_json()
     ready = find_condition(again.conditions, "Ready")
     assert ready is not None
-    assert ready.reason == CHILDREN_PENDING
+    assert ready.reason == DISCOVERY_POLICY_NOT_FOUND
     discovery = find_condition(again.conditions, "DiscoveryReady")
     assert discovery is not None
     assert discovery.reason == POLICY_NOT_FOUND
+
+
+def test_a_broken_reference_is_never_ready() -> None:
+    """A missing DiscoveryPolicy is not "0/0 Ready"; a missing PullPolicy is not
+    "ImagesCaching" forever; a policy that never synced is not Ready either."""
+
+    def ready_of(**kw: Any) -> tuple[str, str, str]:
+        found = find_condition(build_status(OWNER, **kw).conditions, "Ready")
+        assert found is not None
+        return found.status, found.reason, found.message
+
+    status, reason, message = ready_of(desired=0, managed=0, ready=0, discovery=discovery_view("gone", None))
+    assert (status, reason) == ("False", DISCOVERY_POLICY_NOT_FOUND)
+    assert message.startswith("DiscoveryPolicy gone not found") and "0/0 CachedImages exist" in message
+
+    status, reason, message = ready_of(desired=2, managed=2, ready=0, missing_pull_policy="fast")
+    assert (status, reason) == ("False", PULL_POLICY_NOT_FOUND)
+    assert message.startswith("PullPolicy fast not found")
+    # even with nothing to cache, or everything cached already
+    assert ready_of(desired=0, managed=0, ready=0, missing_pull_policy="fast")[:2] == (
+        "False",
+        PULL_POLICY_NOT_FOUND,
+    )
+    assert ready_of(desired=1, managed=1, ready=1, missing_pull_policy="fast")[0] == "False"
+
+    pending = discovery_view("new", policy())
+    assert ready_of(desired=0, managed=0, ready=0, discovery=pending)[:2] == ("False", DISCOVERY_PENDING)
+    # a healthy policy with a list does not hide a missing PullPolicy
+    healthy = discovery_view(
+        "p", policy(observedGeneration=1, discoveredImages=IMAGES, conditions=[cond("Ready", "True")])
+    )
+    assert (
+        ready_of(desired=2, managed=2, ready=2, discovery=healthy, missing_pull_policy="x")[1]
+        == PULL_POLICY_NOT_FOUND
+    )
+    assert ready_of(desired=2, managed=2, ready=2, discovery=healthy)[:2] == ("True", IMAGES_CACHED)
 
 
 def test_invalid_static_images_make_the_set_not_ready() -> None:

@@ -405,3 +405,35 @@ def test_one_missing_repository_keeps_its_images_and_the_others_stay_current() -
     entry = next(s for s in back.status.sources if s.name == "helpers")
     assert entry.healthy and entry.failing_repositories is None and entry.reason is None
     assert condition(back.status, "Ready")[:2] == ("True", "Discovered")
+
+
+def test_a_filter_or_template_that_drops_every_candidate_is_not_ready() -> None:
+    """Not silently Ready with 0 images; a healthy empty answer still is."""
+    s = spec(imageFilter="^ghcr\\.io/")
+    out = sync(
+        s,
+        DiscoveryPolicyStatus(),
+        ok("prometheus-0", "prometheus", ("nginx:1.25", 5), ("redis:7", 4)),
+        ok("registry-1", "registry", dropped={"FilteredOut": 7}),  # tagFilter or template: nothing kept
+    )
+    assert out.status.image_count == 0
+    status, reason, message = condition(out.status, "Ready")
+    assert (status, reason) == ("False", "AllCandidatesDropped")
+    assert f"{DROP_EXCLUDED} 2" in message and "FilteredOut 7" in message
+    assert condition(out.status, "SourcesHealthy")[0] == "True"  # the sources are fine; the policy is not
+
+    # template output that is no image reference at all
+    bad = sync(
+        spec(),
+        DiscoveryPolicyStatus(),
+        ok("prometheus-0", "prometheus", ("Not A Reference", 1)),
+        ok("registry-1", "registry"),
+    )
+    assert condition(bad.status, "Ready")[:2] == ("False", "AllCandidatesDropped")
+    assert f"{DROP_INVALID_REFERENCE} 1" in condition(bad.status, "Ready")[2]
+
+    # sources that answered "nothing" are a healthy, Ready, empty answer
+    empty = sync(
+        spec(), DiscoveryPolicyStatus(), ok("prometheus-0", "prometheus"), ok("registry-1", "registry")
+    )
+    assert condition(empty.status, "Ready")[:2] == ("True", "Discovered")
