@@ -3,6 +3,10 @@
 A node is *warming* while it carries a taint whose key is the ``warmUp.taintKey`` of some CachedImage
 (a *gate*). A gate holds the node while all of these hold:
 
+* the node can run it: a pull pod runs on Linux only (a node whose ``kubernetes.io/os`` says
+  otherwise never gets one), and when the image's registry listed its platforms
+  (``status.platforms``) one of them has the node's ``kubernetes.io/os`` and
+  ``kubernetes.io/arch`` (a missing label matches, as in the node-caching controller's targeting);
 * it targets the node: every label of its ``nodeSelector`` matches, and it tolerates every
   ``NoSchedule``/``NoExecute`` taint of the node other than the warming taints and the transient
   taints of node lifecycle (``node.kubernetes.io/*``, ``node.cloudprovider.kubernetes.io/*``, which
@@ -40,6 +44,9 @@ Obj = Mapping[str, Any]
 
 LIFECYCLE_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/")
 _EXCLUDING_EFFECTS = ("NoSchedule", "NoExecute")
+OS_LABEL = "kubernetes.io/os"
+ARCH_LABEL = "kubernetes.io/arch"
+PULL_POD_OS = "linux"
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,8 @@ class Gate:
     tolerations: Sequence[Toleration] = ()
     cached: frozenset[str] = frozenset()
     """Node keys (:func:`~drop_operator.controllers.common.nodecache.node_key`) holding the image."""
+    platforms: frozenset[tuple[str, str]] = frozenset()
+    """``(os, architecture)`` pairs the image has; empty: unknown, every node can run it."""
 
     @classmethod
     def of(cls, image: CachedImage) -> Gate | None:
@@ -68,6 +77,9 @@ class Gate:
             node_selector=dict(image.spec.node_selector),
             tolerations=tuple(image.spec.tolerations),
             cached=frozenset(cached),
+            platforms=frozenset(
+                (parts[0], parts[1]) for p in image.status.platforms if len(parts := p.split("/")) >= 2
+            ),
         )
 
 
@@ -87,6 +99,13 @@ def gates_node(gate: Gate, node: Obj, warming: Iterable[str] = ()) -> bool:
     ignored = {gate.taint_key, *warming}
     labels = (node.get("metadata") or {}).get("labels") or {}
     if any(labels.get(k) != v for k, v in gate.node_selector.items()):
+        return False
+    os_, arch = labels.get(OS_LABEL), labels.get(ARCH_LABEL)
+    if os_ not in (None, PULL_POD_OS):
+        return False  # no pull pod can run there, so the image would hold the node for nothing
+    if gate.platforms and not any(
+        os_ in (None, p_os) and arch in (None, p_arch) for p_os, p_arch in gate.platforms
+    ):
         return False
     for taint in _taints(node):
         key = str(taint.get("key") or "")

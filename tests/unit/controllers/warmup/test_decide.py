@@ -81,6 +81,21 @@ def test_images_not_targeting_the_node_do_not_gate_it() -> None:
     assert release.outcome == "Warm" and release.gates == 1
 
 
+def test_nodes_that_cannot_run_the_image_are_not_held_by_it() -> None:
+    arm = node("arm", labels={"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64"})
+    amd = node("amd", labels={"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"})
+    windows = node("win", labels={"kubernetes.io/os": "windows", "kubernetes.io/arch": "amd64"})
+    amd64_only = gate("x86", platforms=frozenset({("linux", "amd64")}))
+    unknown = gate("any")
+    assert not gates_node(amd64_only, arm) and gates_node(amd64_only, amd)
+    assert gates_node(unknown, arm) and gates_node(unknown, node("bare", labels={}))
+    # A pull pod never runs on Windows: no image holds a Windows node.
+    assert not gates_node(unknown, windows) and not gates_node(amd64_only, windows)
+    # The arm64 node is released at once rather than after maxWait.
+    (release,) = decide(arm, [amd64_only], created=0.0, now=1.0).release
+    assert release.outcome == "Warm" and release.gates == 0
+
+
 def test_lifecycle_taints_do_not_stop_an_image_from_gating() -> None:
     joining = node(
         taints=[
@@ -111,11 +126,13 @@ def test_gate_of_an_image_reads_warm_up_and_the_cached_nodes_annotation() -> Non
                 },
             },
             "spec": {"image": "registry.test/app", "tag": "1", "warmUp": {"maxWait": "2m"}},
+            "status": {"platforms": ["linux/amd64", "linux/arm64/v8"]},
         }
     )
     found = Gate.of(image)
     assert found is not None
     assert (found.taint_key, found.max_wait) == (KEY, 120.0)
     assert found.cached == {nodecache.node_key("n1")}
+    assert found.platforms == {("linux", "amd64"), ("linux", "arm64")}
     plain = image.model_copy(update={"spec": image.spec.model_copy(update={"warm_up": None})})
     assert Gate.of(plain) is None
