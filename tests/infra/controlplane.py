@@ -21,9 +21,10 @@ CRD_DIR = REPO_ROOT / "manifests" / "crds"
 
 
 @contextlib.contextmanager
-def started_cluster(workdir: Path) -> Iterator[LocalCluster]:
-    """A control plane of its own in ``workdir``, stopped on exit; a missing binary fails the test."""
-    cluster = LocalCluster(workdir)
+def started_cluster(workdir: Path, *, real_nodes: int = 0) -> Iterator[LocalCluster]:
+    """A control plane of its own in ``workdir`` (with ``real_nodes`` real nodes), stopped on exit;
+    a missing binary fails the test."""
+    cluster = LocalCluster(workdir, real_nodes=real_nodes)
     try:
         cluster.start()
     except ToolMissingError as err:
@@ -58,8 +59,13 @@ def kwok(control_plane: LocalCluster) -> LocalCluster:
 @pytest.fixture(scope="session")
 def crds(control_plane: LocalCluster) -> Path:
     """drop's CRDs applied and Established."""
-    control_plane.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR))
+    return apply_crds(control_plane)
+
+
+def apply_crds(cluster: LocalCluster) -> Path:
+    """Apply drop's CRDs to ``cluster`` and wait until they are Established."""
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR))
     return CRD_DIR
 
 

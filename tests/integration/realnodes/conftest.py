@@ -22,13 +22,12 @@ import pytest_asyncio
 from devtools.localcluster import LocalCluster
 from devtools.realnodes import HELPER_NOOP_PATH, REAL_NODE_LABEL, RealNode, RealNodes
 from devtools.registry import RegistryServer, start_registry
-from devtools.tools import ToolMissingError
 from drop_operator.controllers.cachedimage import CachedImageReconciler, setup
 from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, KubeClient, Resource
 from drop_operator.runtime.resources import NAMESPACES, NODES, SECRETS
-from tests.infra.controlplane import CRD_DIR
+from tests.infra.controlplane import apply_crds, started_cluster
 from tests.infra.operator import InProcessOperator
 from tests.infra.podwatch import PodWatch
 
@@ -52,21 +51,9 @@ class Registries:
 @pytest.fixture(scope="session")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A control plane of its own (kwok-free) with two real nodes and drop's CRDs."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("real-cluster"), real_nodes=2)
-    try:
-        cluster.start()
-        cluster.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR))
-    except ToolMissingError as err:
-        cluster.stop()
-        pytest.fail(str(err), pytrace=False)
-    except BaseException:
-        cluster.stop()
-        raise
-    try:
+    with started_cluster(tmp_path_factory.mktemp("real-cluster"), real_nodes=2) as cluster:
+        apply_crds(cluster)
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")
