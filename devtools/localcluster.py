@@ -501,6 +501,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if existing is not None and all(p.alive() for p in existing.all_processes()):
+        running = len(existing.nodes.nodes) if existing.nodes is not None else 0
+        if running != args.real_nodes:
+            print(
+                f"a local cluster with {running} real node(s) is already running; "
+                f"run `down` first to start one with {args.real_nodes}",
+                file=sys.stderr,
+            )
+            return 1
         print(f"local cluster already running\nexport KUBECONFIG={existing.kubeconfig}")
         return 0
     if existing is not None:

@@ -46,7 +46,9 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 #: Repository name of the distribution reference grammar: optional ``host[:port]/`` then lowercase path.
 REPOSITORY_PATTERN = rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$"
 TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
-DIGEST_PATTERN = r"^[a-z0-9]+:[a-f0-9]{32,}$"
+# The digests image references may carry (drop_operator.imageref) and the kubelet accepts: the
+# OCI image spec's registered algorithms, sha256 and sha512.
+DIGEST_PATTERN = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
 
 
 class CachedImageSpec(PullTemplate):

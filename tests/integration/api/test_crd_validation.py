@@ -162,6 +162,9 @@ def test_defaults_are_applied_by_the_server(control_plane: LocalCluster, crds: P
             "tag and digest are mutually exclusive",
         ),
         (_kind("CachedImage", {"image": "nginx:1.25"}), "spec.image"),
+        # Only the digests references may carry and the kubelet accepts (sha256, sha512).
+        (_kind("CachedImage", {"image": "nginx", "digest": "md5:" + "0" * 32}), "spec.digest"),
+        (_kind("CachedImage", {"image": "nginx", "digest": "sha256:" + "0" * 32}), "spec.digest"),
         (_kind("CachedImage", {"tag": "1"}), "spec.image"),
         (
             _kind("PullPolicy", {"failureBackoff": {"initial": "5m", "max": "1m"}}),
