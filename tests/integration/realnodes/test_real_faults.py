@@ -187,8 +187,11 @@ async def test_image_removed_by_the_kubelet_is_pulled_again_without_repull_inter
         return sum(len(t) for (image, n), t in real_pods.creations().items() if image == name and n == node)
 
     await eventually(lambda: pulls_on(victim.name) == 2, 180, f"a second pull on {victim.name}")
+    # The pull pod is seen before the status that counts it as pulling: wait for the store itself.
+    await eventually(
+        lambda: victim.images().get(reference), 120, f"{reference} back in {victim.name}'s store"
+    )
     await cached_on_all(real_env, name)
-    assert victim.images().get(reference), f"{reference} is back in {victim.name}'s store"
     await eventually(lambda: reported(True), 90, f"{victim.name} reports {reference} again")
     # one re-pull of the node that lost it, none elsewhere, and no loop once it is back
     status = await real_env.status(name)
