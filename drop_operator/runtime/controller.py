@@ -24,7 +24,7 @@ from drop_operator.runtime.clock import Clock
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.predicates import Predicate
 from drop_operator.runtime.resources import object_key
-from drop_operator.runtime.workqueue import WorkQueue
+from drop_operator.runtime.workqueue import Debounce, WorkQueue
 
 log = structlog.get_logger(__name__)
 
@@ -105,9 +105,15 @@ class Controller:
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
 
-    def watch_for(self, informer: Informer, *, predicates: Sequence[Predicate] = ()) -> None:
+    def watch_for(
+        self,
+        informer: Informer,
+        *,
+        predicates: Sequence[Predicate] = (),
+        debounce: Debounce | None = None,
+    ) -> None:
         """Reconcile an object of the informer's kind under its own key."""
-        self.watch_mapped(informer, lambda obj: (object_key(obj),), predicates=predicates)
+        self.watch_mapped(informer, lambda obj: (object_key(obj),), predicates=predicates, debounce=debounce)
 
     def watch_owned(
         self,
@@ -116,18 +122,21 @@ class Controller:
         *,
         owner_namespaced: bool = False,
         predicates: Sequence[Predicate] = (),
+        events: Collection[EventType] = ALL_EVENTS,
+        debounce: Debounce | None = None,
     ) -> None:
         """Reconcile the controlling owner (of ``owner_kind``) when an owned object changes.
 
         Owners are taken as cluster-scoped (key = name) unless ``owner_namespaced`` (key =
         the dependent's namespace/name), since an ownerReference does not say which.
+        ``predicates``, ``events`` and ``debounce`` as for :meth:`watch_mapped`.
         """
 
         def owner(obj: Obj) -> Iterable[str]:
             key = controller_owner_key(obj, owner_kind, owner_namespaced=owner_namespaced)
             return (key,) if key else ()
 
-        self.watch_mapped(informer, owner, predicates=predicates)
+        self.watch_mapped(informer, owner, predicates=predicates, events=events, debounce=debounce)
 
     def watch_mapped(
         self,
@@ -136,11 +145,15 @@ class Controller:
         *,
         predicates: Sequence[Predicate] = (),
         events: Collection[EventType] = ALL_EVENTS,
+        debounce: Debounce | None = None,
     ) -> None:
         """Reconcile the keys ``map_fn`` returns for each changed object (old and new state).
 
         ``events`` limits which informer events count (controller-runtime's per-event predicate
         funcs): for example only updates and deletes, when an add never means anything happened.
+        ``debounce`` coalesces the keys' events (:meth:`WorkQueue.add_debounced`): a burst of
+        them costs one reconcile once it pauses, and one per ``max_delay`` while it does not;
+        without it every event queues its keys at once.
         """
 
         def passes(old: Obj | None, new: Obj) -> bool:
@@ -148,17 +161,17 @@ class Controller:
 
         def on_add(obj: Obj) -> None:
             if passes(None, obj):
-                self._enqueue_all(map_fn(obj))
+                self._enqueue_all(map_fn(obj), debounce)
 
         def on_update(old: Obj, new: Obj) -> None:
             if passes(old, new):
                 keys = dict.fromkeys(map_fn(new))
                 keys.update(dict.fromkeys(map_fn(old)))
-                self._enqueue_all(keys)
+                self._enqueue_all(keys, debounce)
 
         def on_delete(obj: Obj) -> None:
             if passes(None, obj):
-                self._enqueue_all(map_fn(obj))
+                self._enqueue_all(map_fn(obj), debounce)
 
         informer.add_handler(
             on_add=on_add if "add" in events else None,
@@ -166,9 +179,12 @@ class Controller:
             on_delete=on_delete if "delete" in events else None,
         )
 
-    def _enqueue_all(self, keys: Iterable[str]) -> None:
+    def _enqueue_all(self, keys: Iterable[str], debounce: Debounce | None = None) -> None:
         for key in keys:
-            self.queue.add(key)
+            if debounce is None:
+                self.queue.add(key)
+            else:
+                self.queue.add_debounced(key, debounce)
 
     # -- running ---------------------------------------------------------------------------------
 

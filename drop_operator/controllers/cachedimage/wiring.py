@@ -8,7 +8,8 @@ Every trigger goes through the controller's watch API:
 * Node adds, deletes and updates that change what target selection or caching looks at (labels,
   taints, cordon, readiness, reported images; not heartbeats) reconcile every image, and the queue
   deduplicates;
-* PullPolicy changes reconcile the images that reference the policy.
+* PullPolicy spec changes (and adds, deletes) reconcile the images that reference the policy; its
+  status (``imagesUsing``) moving does not.
 """
 
 from __future__ import annotations
@@ -105,5 +106,6 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     controller.watch_mapped(
         policies,
         lambda policy: [object_key(i) for i in images.by_index(IMAGES_BY_PULL_POLICY, meta(policy).name)],
+        predicates=(generation_changed,),  # not the policy's status (imagesUsing) moving
     )
     return reconciler

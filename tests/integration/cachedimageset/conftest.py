@@ -32,12 +32,14 @@ RESYNC = 1.0
 class Operator(InProcessOperator[None]):
     """The image-set reconciler in a Manager of its own; records every child its informer adds."""
 
-    def __init__(self, client: KubeClient, *, grace_period: float = 5.0) -> None:
+    def __init__(
+        self, client: KubeClient, *, grace_period: float = 5.0, resync_period: float | None = RESYNC
+    ) -> None:
         super().__init__(
             client,
             setup,
             OperatorSettings(namespace="default", workers=2),
-            resync_period=RESYNC,
+            resync_period=resync_period,
             grace_period=grace_period,
         )
         self.added: list[Obj] = []
