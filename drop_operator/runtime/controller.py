@@ -105,15 +105,9 @@ class Controller:
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
 
-    def watch_for(
-        self,
-        informer: Informer,
-        *,
-        predicates: Sequence[Predicate] = (),
-        debounce: Debounce | None = None,
-    ) -> None:
+    def watch_for(self, informer: Informer, *, predicates: Sequence[Predicate] = ()) -> None:
         """Reconcile an object of the informer's kind under its own key."""
-        self.watch_mapped(informer, lambda obj: (object_key(obj),), predicates=predicates, debounce=debounce)
+        self.watch_mapped(informer, lambda obj: (object_key(obj),), predicates=predicates)
 
     def watch_owned(
         self,
@@ -122,21 +116,18 @@ class Controller:
         *,
         owner_namespaced: bool = False,
         predicates: Sequence[Predicate] = (),
-        events: Collection[EventType] = ALL_EVENTS,
-        debounce: Debounce | None = None,
     ) -> None:
         """Reconcile the controlling owner (of ``owner_kind``) when an owned object changes.
 
         Owners are taken as cluster-scoped (key = name) unless ``owner_namespaced`` (key =
         the dependent's namespace/name), since an ownerReference does not say which.
-        ``predicates``, ``events`` and ``debounce`` as for :meth:`watch_mapped`.
         """
 
         def owner(obj: Obj) -> Iterable[str]:
             key = controller_owner_key(obj, owner_kind, owner_namespaced=owner_namespaced)
             return (key,) if key else ()
 
-        self.watch_mapped(informer, owner, predicates=predicates, events=events, debounce=debounce)
+        self.watch_mapped(informer, owner, predicates=predicates)
 
     def watch_mapped(
         self,
@@ -159,19 +150,26 @@ class Controller:
         def passes(old: Obj | None, new: Obj) -> bool:
             return all(p(old, new) for p in predicates)
 
+        def enqueue(keys: Iterable[str]) -> None:
+            if debounce is None:
+                self._enqueue_all(keys)
+            else:
+                for key in keys:
+                    self.queue.add_debounced(key, debounce)
+
         def on_add(obj: Obj) -> None:
             if passes(None, obj):
-                self._enqueue_all(map_fn(obj), debounce)
+                enqueue(map_fn(obj))
 
         def on_update(old: Obj, new: Obj) -> None:
             if passes(old, new):
                 keys = dict.fromkeys(map_fn(new))
                 keys.update(dict.fromkeys(map_fn(old)))
-                self._enqueue_all(keys, debounce)
+                enqueue(keys)
 
         def on_delete(obj: Obj) -> None:
             if passes(None, obj):
-                self._enqueue_all(map_fn(obj), debounce)
+                enqueue(map_fn(obj))
 
         informer.add_handler(
             on_add=on_add if "add" in events else None,
@@ -179,12 +177,9 @@ class Controller:
             on_delete=on_delete if "delete" in events else None,
         )
 
-    def _enqueue_all(self, keys: Iterable[str], debounce: Debounce | None = None) -> None:
+    def _enqueue_all(self, keys: Iterable[str]) -> None:
         for key in keys:
-            if debounce is None:
-                self.queue.add(key)
-            else:
-                self.queue.add_debounced(key, debounce)
+            self.queue.add(key)
 
     # -- running ---------------------------------------------------------------------------------
 

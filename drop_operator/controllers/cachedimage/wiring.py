@@ -8,8 +8,7 @@ Every trigger goes through the controller's watch API:
 * Node adds, deletes and updates that change what target selection or caching looks at (labels,
   taints, cordon, readiness, reported images; not heartbeats) reconcile every image, and the queue
   deduplicates;
-* PullPolicy spec changes (and adds, deletes) reconcile the images that reference the policy; its
-  status (``imagesUsing``) moving does not.
+* PullPolicy changes reconcile the images that reference the policy.
 """
 
 from __future__ import annotations
@@ -106,6 +105,6 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     controller.watch_mapped(
         policies,
         lambda policy: [object_key(i) for i in images.by_index(IMAGES_BY_PULL_POLICY, meta(policy).name)],
-        predicates=(generation_changed,),  # not the policy's status (imagesUsing) moving
+        predicates=(generation_changed,),  # spec, add, delete: not its status (imagesUsing) moving
     )
     return reconciler

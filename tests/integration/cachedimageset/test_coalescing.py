@@ -192,7 +192,7 @@ async def test_progress_shows_while_a_burst_outlasts_the_bound(
     for child in children:
         await set_ready(kube, child)
         seen.append(int((await status_of(kube, name)).get("ready") or 0))
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval)  # pacing the burst (each event sooner than the quiet period)
     burst = time.monotonic() - start
     assert any(0 < ready < n for ready in seen), f"no progress shown during a {burst:.1f}s burst: {seen}"
     await eventually(lambda: ready_count(kube, name, n), 30, f"{n}/{n} Ready")
