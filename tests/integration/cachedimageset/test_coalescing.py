@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
-import pytest_asyncio
 from prometheus_client import REGISTRY
 
 from devtools.localcluster import LocalCluster
@@ -21,7 +20,7 @@ from drop_operator.controllers.common import STATUS_MAX_DELAY, STATUS_QUIET
 from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DISCOVERY_POLICIES
 from drop_operator.runtime import KubeClient
 from tests.infra.controlplane import unique_name
-from tests.infra.operator import condition
+from tests.infra.operator import condition, running_fixture
 from tests.infra.waiting import eventually
 from tests.integration.cachedimageset.conftest import (
     Operator,
@@ -35,15 +34,8 @@ from tests.integration.cachedimageset.conftest import (
 Obj = dict[str, Any]
 
 
-@pytest_asyncio.fixture
-async def quiet_operator(kube: KubeClient, crds: object) -> AsyncIterator[Operator]:
-    """The set reconciler without periodic resyncs: every pass here is one a child event asked for."""
-    op = Operator(kube, resync_period=None)
-    await op.start()
-    try:
-        yield op
-    finally:
-        await op.stop()
+#: The set reconciler without periodic resyncs: every pass here is one a child event asked for.
+quiet_operator = running_fixture("quiet_operator", lambda kube, crds: Operator(kube, resync_period=None))
 
 
 def images(prefix: str, n: int) -> list[str]:
@@ -121,6 +113,12 @@ async def ready_count(kube: KubeClient, name: str, n: int) -> bool:
 async def cleanup(kube: KubeClient, policy: str, name: str) -> None:
     await kube.delete(CACHED_IMAGE_SETS, name)
     await kube.delete(DISCOVERY_POLICIES, policy)
+
+    async def collected() -> bool:
+        return not await children_of(kube, name)
+
+    # Let the garbage collector finish here, so its deletes don't land in another test's window.
+    await eventually(collected, 120, "children collected")
 
 
 async def test_children_turning_ready_in_a_burst_cost_a_few_status_writes(

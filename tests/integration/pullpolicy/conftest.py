@@ -6,17 +6,13 @@ here directly, and nothing else writes them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest_asyncio
 
 from drop_operator.controllers import pullpolicy
 from drop_operator.controllers.pullpolicy import PullPolicyReconciler
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import KubeClient
-from tests.infra.operator import InProcessOperator
+from tests.infra.operator import InProcessOperator, running_fixture
 
 Obj = dict[str, Any]
 
@@ -28,11 +24,4 @@ class Operator(InProcessOperator[PullPolicyReconciler]):
         super().__init__(client, pullpolicy.setup, OperatorSettings(namespace="default"))
 
 
-@pytest_asyncio.fixture
-async def operator(kube: KubeClient, crds: Path) -> AsyncIterator[Operator]:
-    op = Operator(kube)
-    await op.start()
-    try:
-        yield op
-    finally:
-        await op.stop()
+operator = running_fixture("operator", lambda kube, crds: Operator(kube))
