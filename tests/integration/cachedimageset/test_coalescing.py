@@ -199,3 +199,29 @@ async def test_progress_shows_while_a_burst_outlasts_the_bound(
     bound = 2 + int(burst / STATUS_MAX_DELAY)
     assert 2 <= writes <= bound, f"{writes} status writes for a {burst:.1f}s burst (at most {bound})"
     await cleanup(kube, policy, name)
+
+
+async def test_a_settled_set_still_mends_a_child_deleted_or_edited_by_hand(
+    kube: KubeClient, quiet_operator: Operator, control_plane: LocalCluster
+) -> None:
+    """Readiness flips only recount; anything else a child goes through still gets the full diff."""
+    policy, name, children = await make_set(kube, 3)
+    await bounded(set_ready(kube, child) for child in children)
+    await eventually(lambda: ready_count(kube, name, 3), 30, "3/3 Ready")
+
+    await kube.delete(CACHED_IMAGES, children[0])
+
+    async def recreated() -> bool:
+        names = {c["metadata"]["name"] for c in await children_of(kube, name)}
+        return names == set(children)
+
+    await eventually(recreated, 10 * STATUS_QUIET, "the deleted child created again")
+    await eventually(lambda: ready_count(kube, name, 2), 10 * STATUS_QUIET, "2/3 Ready: the new one is not")
+
+    await kube.patch(CACHED_IMAGES, children[1], {"spec": {"nodeSelector": {"edited": "by-hand"}}})
+
+    async def mended() -> bool:
+        return not (await kube.get(CACHED_IMAGES, children[1]))["spec"].get("nodeSelector")
+
+    await eventually(mended, 10 * STATUS_QUIET, "the hand edit undone")
+    await cleanup(kube, policy, name)
