@@ -44,6 +44,19 @@ DEFAULT_DIR = REPO_ROOT / ".local" / "cluster"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 _REQUEST_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+#: Audit one line per write to drop's kinds (tests count an object's writes at the server),
+#: nothing else.
+_AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+    resources:
+      - group: drop.corewire.io
+  - level: None
+"""
 
 
 def kubectl_binary() -> Path:
@@ -222,8 +235,15 @@ class LocalCluster:
         self._wait_http(proc, f"{client}/health", timeout, lambda body: b'"health":"true"' in body)
 
     # -- kube-apiserver --------------------------------------------------------------------------
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log: one JSON line per write request to drop's kinds."""
+        return self.workdir / "logs" / "audit.log"
+
     def _apiserver_args(self) -> list[str]:
         pki = self.workdir / "pki"
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(_AUDIT_POLICY)
         return [
             str(go_tool("kubernetes", "kube-apiserver")),
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
@@ -242,6 +262,8 @@ class LocalCluster:
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--token-auth-file={self.workdir / 'tokens.csv'}",
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
             "--enable-priority-and-fairness=false",
             # ConfigMaps bypass the watch cache so that a watch from a compacted resourceVersion
             # answers 410 Gone at once, as it does on a long-running cluster; tests rely on it.
@@ -272,6 +294,31 @@ class LocalCluster:
             if match:
                 samples.append((dict(_LABEL.findall(match["labels"])), float(match["value"])))
         return samples
+
+    def audited_writes(self, resource: str, name: str, subresource: str = "") -> list[dict[str, Any]]:
+        """The write requests the API server served on one of drop's objects (by plural, name and
+        subresource: ``""`` for the object itself, ``"status"``), whatever they answered, oldest first.
+
+        Read from the audit log (:data:`_AUDIT_POLICY`), so a test counts the writes of one object
+        at the server, on a cluster other tests share.
+        """
+        if not self.audit_log.exists():
+            return []
+        found = []
+        quoted = json.dumps(name)
+        with self.audit_log.open() as lines:
+            for line in lines:
+                if quoted not in line or not line.endswith("\n"):
+                    continue  # another object's, or a line still being written
+                event = json.loads(line)
+                ref = event.get("objectRef") or {}
+                if (ref.get("resource"), ref.get("name"), ref.get("subresource", "")) == (
+                    resource,
+                    name,
+                    subresource,
+                ):
+                    found.append(event)
+        return found
 
     def compact_etcd(self) -> int:
         """Compact etcd up to its current revision (what the apiserver does every 5 minutes)."""

@@ -15,11 +15,13 @@ from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.leaderelection import LeadershipLostError
 from drop_operator.runtime.manager import CacheSyncTimeoutError, Manager
 from drop_operator.runtime.resources import Resource, object_key, split_key
+from drop_operator.runtime.workqueue import Debounce
 
 __all__ = [
     "ApiError",
     "CacheSyncTimeoutError",
     "Controller",
+    "Debounce",
     "EventRecorder",
     "Informer",
     "KubeClient",

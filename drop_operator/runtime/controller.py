@@ -24,7 +24,7 @@ from drop_operator.runtime.clock import Clock
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.predicates import Predicate
 from drop_operator.runtime.resources import object_key
-from drop_operator.runtime.workqueue import WorkQueue
+from drop_operator.runtime.workqueue import Debounce, WorkQueue
 
 log = structlog.get_logger(__name__)
 
@@ -136,29 +136,40 @@ class Controller:
         *,
         predicates: Sequence[Predicate] = (),
         events: Collection[EventType] = ALL_EVENTS,
+        debounce: Debounce | None = None,
     ) -> None:
         """Reconcile the keys ``map_fn`` returns for each changed object (old and new state).
 
         ``events`` limits which informer events count (controller-runtime's per-event predicate
         funcs): for example only updates and deletes, when an add never means anything happened.
+        ``debounce`` coalesces the keys' events (:meth:`WorkQueue.add_debounced`): a burst of
+        them costs one reconcile once it pauses, and one per ``max_delay`` while it does not;
+        without it every event queues its keys at once.
         """
 
         def passes(old: Obj | None, new: Obj) -> bool:
             return all(p(old, new) for p in predicates)
 
+        def enqueue(keys: Iterable[str]) -> None:
+            if debounce is None:
+                self._enqueue_all(keys)
+            else:
+                for key in keys:
+                    self.queue.add_debounced(key, debounce)
+
         def on_add(obj: Obj) -> None:
             if passes(None, obj):
-                self._enqueue_all(map_fn(obj))
+                enqueue(map_fn(obj))
 
         def on_update(old: Obj, new: Obj) -> None:
             if passes(old, new):
                 keys = dict.fromkeys(map_fn(new))
                 keys.update(dict.fromkeys(map_fn(old)))
-                self._enqueue_all(keys)
+                enqueue(keys)
 
         def on_delete(obj: Obj) -> None:
             if passes(None, obj):
-                self._enqueue_all(map_fn(obj))
+                enqueue(map_fn(obj))
 
         informer.add_handler(
             on_add=on_add if "add" in events else None,

@@ -109,6 +109,10 @@ class Informer:
         keys = self._indexes[name].get(value, ())
         return [self._store[k] for k in sorted(keys)]
 
+    def index_count(self, name: str, value: str) -> int:
+        """How many cached objects index ``name`` files under ``value``: O(1), no list is built."""
+        return len(self._indexes[name].get(value, ()))
+
     @property
     def has_synced(self) -> bool:
         return self._synced.is_set()

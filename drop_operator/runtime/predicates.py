@@ -44,6 +44,12 @@ def resource_version_changed(old: Obj | None, new: Obj) -> bool:
     return old is None or _meta(old).get("resourceVersion") != _meta(new).get("resourceVersion")
 
 
+def resynced(old: Obj | None, new: Obj) -> bool:
+    """Only the periodic resync replays (the same object twice), for level-triggered re-checks
+    alongside a predicate that otherwise drops what did not change (``any_of(p, resynced)``)."""
+    return old is not None and _meta(old).get("resourceVersion") == _meta(new).get("resourceVersion")
+
+
 def any_of(*predicates: Predicate) -> Predicate:
     def combined(old: Obj | None, new: Obj) -> bool:
         return any(p(old, new) for p in predicates)

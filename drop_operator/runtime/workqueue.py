@@ -8,6 +8,10 @@ Semantics that the controllers rely on:
 * :meth:`add_after` delays an add; :meth:`add_rate_limited` delays by the larger of a per-key
   exponential backoff (5 ms * 2^n, capped at 1000 s) and an overall token bucket (10/s, burst 100);
   :meth:`forget` resets the key's backoff after a success.
+* :meth:`add_debounced` coalesces a burst of events into one add (see :class:`Debounce`): the key
+  is queued once no event came for ``quiet`` seconds, or ``max_delay`` seconds after the first event
+  of the burst, whichever is sooner. Handing the key to a worker ends the burst: the reconcile reads
+  the cache after that, so it sees every event before it, and only later events start a new one.
 * :meth:`shutdown` stops intake: :meth:`get` returns ``None`` from then on, queued and delayed keys
   are dropped (the informers replay them on the next start), and :meth:`drain` waits for the keys in
   flight to be marked done.
@@ -19,6 +23,7 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
+from dataclasses import dataclass
 
 from drop_operator.runtime import metrics
 from drop_operator.runtime.clock import Clock, RealClock
@@ -86,6 +91,25 @@ class DefaultRateLimiter:
         return self.item.failures(key)
 
 
+@dataclass(frozen=True)
+class Debounce:
+    """How :meth:`WorkQueue.add_debounced` coalesces a burst of events for one key (seconds).
+
+    ``quiet``: the key is queued once this long passed without a new event for it; every event
+    restarts the wait. ``max_delay``: the key is queued at the latest this long after the first
+    event of the burst, however many follow, so a burst that never pauses still shows progress.
+    """
+
+    quiet: float
+    max_delay: float
+
+    def __post_init__(self) -> None:
+        if not self.quiet > 0:
+            raise ValueError(f"Debounce.quiet must be > 0 seconds, got {self.quiet!r}")
+        if self.max_delay < self.quiet:
+            raise ValueError(f"Debounce.max_delay ({self.max_delay!r}s) must be >= quiet ({self.quiet!r}s)")
+
+
 class WorkQueue:
     """See the module docstring. All methods except :meth:`get`, :meth:`drain` are non-blocking."""
 
@@ -105,6 +129,8 @@ class WorkQueue:
         self._added_at: dict[str, float] = {}
         self._delayed: list[tuple[float, int, str]] = []
         self._delayed_due: dict[str, float] = {}
+        self._debounce_deadline: dict[str, float] = {}
+        """Keys whose pending delayed add is a debounce: the latest time it may fire."""
         self._seq = itertools.count()
         self._has_items = asyncio.Event()
         self._delay_changed = asyncio.Event()
@@ -147,7 +173,39 @@ class WorkQueue:
         due = self.clock.now() + delay
         current = self._delayed_due.get(key)
         if current is not None and current <= due:
+            deadline = self._debounce_deadline.get(key)
+            if deadline is not None and due < deadline:
+                self._debounce_deadline[key] = due  # a burst going on must not push this add later
             return
+        self._debounce_deadline.pop(key, None)  # this earlier add covers the burst's events
+        self._schedule(key, due)
+
+    def add_debounced(self, key: str, debounce: Debounce) -> None:
+        """Add ``key`` once its events pause for ``debounce.quiet`` seconds, at the latest
+        ``debounce.max_delay`` seconds after the first of them (see :class:`Debounce`).
+
+        An event for a key that is queued already, or due sooner by :meth:`add_after`, changes
+        nothing: that pass reads the cache after the event. A key being processed is queued again
+        (once) when its burst ends, as :meth:`add` would.
+        """
+        if self._shutting_down or key in self._dirty:
+            return
+        now = self.clock.now()
+        deadline = self._debounce_deadline.get(key)
+        if deadline is None:
+            current = self._delayed_due.get(key)
+            if current is not None and current <= now + debounce.quiet:
+                return
+            deadline = now + debounce.max_delay
+            if current is not None:
+                deadline = min(deadline, current)  # never later than what was asked before
+        due = min(now + debounce.quiet, deadline)
+        self._debounce_deadline[key] = deadline
+        if self._delayed_due.get(key) != due:
+            self._schedule(key, due)
+
+    def _schedule(self, key: str, due: float) -> None:
+        """Make ``due`` the one pending delayed add of ``key`` (entries of other times go stale)."""
         self._delayed_due[key] = due
         heapq.heappush(self._delayed, (due, next(self._seq), key))
         self._ensure_delay_loop()
@@ -182,6 +240,8 @@ class WorkQueue:
         self._processing[key] = now
         self._idle.clear()
         self._dirty.discard(key)
+        if self._debounce_deadline.pop(key, None) is not None:
+            self._delayed_due.pop(key, None)  # this pass sees the burst's events; the entry goes stale
         return key
 
     def done(self, key: str) -> None:
@@ -203,6 +263,7 @@ class WorkQueue:
         self._dirty.clear()
         self._delayed.clear()
         self._delayed_due.clear()
+        self._debounce_deadline.clear()
         self._depth.set(0)
         self._has_items.set()
         self._delay_changed.set()
@@ -254,6 +315,7 @@ class WorkQueue:
                 due, _, key = heapq.heappop(self._delayed)
                 if self._delayed_due.get(key) == due:
                     del self._delayed_due[key]
+                    self._debounce_deadline.pop(key, None)
                     self.add(key)
             timeout = self._delayed[0][0] - now if self._delayed else None
             self._delay_changed.clear()

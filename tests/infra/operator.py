@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+import pytest_asyncio
 
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import KubeClient, Manager
 from tests.infra.waiting import eventually
 
 R = TypeVar("R")
+
+
+class Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Startable)
 
 Obj = dict[str, Any]
 
@@ -80,3 +92,26 @@ def condition(status: Obj, type_: str) -> Obj:
         if cond["type"] == type_:
             return dict(cond)
     return {}
+
+
+def running_fixture(name: str, make: Callable[..., S]) -> Any:
+    """A fixture ``name`` that makes something with ``start()``/``stop()`` (an
+    :class:`InProcessOperator`, a :class:`~tests.infra.podwatch.PodWatch`), starts it, yields it
+    and stops it, also when the test fails.
+
+    ``make``'s parameters are the fixtures it needs, by name, as in any fixture::
+
+        operator = running_fixture("operator", lambda kube, env: Operator(kube, env.namespace))
+    """
+
+    async def fixture(**needs: Any) -> AsyncIterator[S]:
+        thing = make(**needs)
+        await thing.start()
+        try:
+            yield thing
+        finally:
+            await thing.stop()
+
+    fixture.__signature__ = inspect.signature(make)  # type: ignore[attr-defined]  # pytest reads it
+    fixture.__name__ = name
+    return pytest_asyncio.fixture(fixture, name=name)

@@ -105,5 +105,6 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     controller.watch_mapped(
         policies,
         lambda policy: [object_key(i) for i in images.by_index(IMAGES_BY_PULL_POLICY, meta(policy).name)],
+        predicates=(generation_changed,),  # spec, add, delete: not its status (imagesUsing) moving
     )
     return reconciler

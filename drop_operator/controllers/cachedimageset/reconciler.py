@@ -10,7 +10,15 @@ DiscoveryPolicy); the API server sees only writes, and only writes that change s
   ("expectations", as the ReplicaSet controller does), so the burst of child events that follows a
   big create does not make the next pass create, delete or patch the same things again;
 * the status is written only when it differs from the stored one (or from the one this process
-  wrote last, while the cache still shows the object from before that write).
+  wrote last, while the cache still shows the object from before that write, which it is then
+  built on, so transition times are kept).
+
+A pass that found nothing to write is remembered (:class:`_Settled`). Until anything but a child's
+readiness changes (the wiring calls :meth:`ImageSetReconciler.full_pass_due` for every other
+event), the next pass skips the diff, whose cost grows with the number of children, and only
+recounts the ready children from an index: a child becoming Ready costs the same for a set of 10
+images as for one of 10 000. Child events reach the set debounced (see
+:mod:`drop_operator.controllers.common.coalesce`), so a burst of them costs one pass.
 
 A set with a ``deletionTimestamp`` is left alone: foreground deletion waits for the garbage
 collector to remove the children, and recreating them would block the delete forever.
@@ -24,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from drop_operator.api.cachedimageset import CachedImageSetSpec
+from drop_operator.api.cachedimageset import CachedImageSetSpec, CachedImageSetStatus
 from drop_operator.api.meta import ObjectMeta
 from drop_operator.controllers.cachedimageset.desired import (
     ImageKey,
@@ -40,8 +48,8 @@ from drop_operator.controllers.cachedimageset.plan import (
     owner_reference,
     plan_children,
 )
-from drop_operator.controllers.cachedimageset.status import build_status, current_status
-from drop_operator.controllers.common import controller_uid, first_and_more, label_value, meta
+from drop_operator.controllers.cachedimageset.status import build_status, parse_status
+from drop_operator.controllers.common import controller_uid, first_and_more, label_value, meta, status_base
 from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.client import KubeClient
@@ -56,8 +64,10 @@ from drop_operator.runtime.memory import Expectations, KeyedMemory
 __all__ = [
     "DISCOVERY_POLICY_INDEX",
     "OWNER_INDEX",
+    "READY_OWNER_INDEX",
     "ImageSetReconciler",
     "owner_uids",
+    "ready_owner_uids",
     "referenced_discovery_policy",
 ]
 
@@ -65,6 +75,8 @@ log = get_logger(__name__)
 
 #: Index on CachedImages: uid of the controlling CachedImageSet.
 OWNER_INDEX = "imageset.owner-uid"
+#: Index on CachedImages: uid of the controlling CachedImageSet, for the children that are Ready.
+READY_OWNER_INDEX = "imageset.ready-owner-uid"
 #: Index on CachedImageSets: name of the referenced DiscoveryPolicy.
 DISCOVERY_POLICY_INDEX = "imageset.policy"
 #: How long a write this process made is trusted over a cache that does not show it yet.
@@ -80,6 +92,11 @@ def owner_uids(child: Obj) -> list[str]:
     """Index function: the uid of the child's controlling CachedImageSet, if any."""
     uid = controller_uid(child, CACHED_IMAGE_SETS.kind)
     return [uid] if uid else []
+
+
+def ready_owner_uids(child: Obj) -> list[str]:
+    """Index function: the uid of the child's controlling CachedImageSet, if the child is Ready."""
+    return owner_uids(child) if child_is_ready(child) else []
 
 
 def referenced_discovery_policy(owner: Obj) -> list[str]:
@@ -107,6 +124,8 @@ class _Expectations:
     """By child uid: (resourceVersion patched, patch sent)."""
     status: tuple[str, dict[str, Any]] | None = None
     """(resourceVersion the status was written over, status written)."""
+    settled: _Settled | None = None
+    """The last pass, when it found nothing to write and nothing in flight."""
 
     @classmethod
     def new(cls, uid: str, clock: Callable[[], float]) -> _Expectations:
@@ -116,6 +135,21 @@ class _Expectations:
             deletes=Expectations(EXPECTATION_TTL, clock),
             patches=Expectations(EXPECTATION_TTL, clock),
         )
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """What a pass that found the children in line with the set built the status from.
+
+    Valid until something other than a child's readiness changes: then a full pass is due.
+    """
+
+    generation: int | None
+    desired: int
+    managed: int
+    invalid: tuple[InvalidImage, ...]
+    discovery: DiscoveryView | None
+    missing_pull_policy: str | None
 
 
 @dataclass
@@ -152,10 +186,20 @@ class ImageSetReconciler:
         self.recorder = recorder
         self.clock = clock or RealClock()
         self._expectations: KeyedMemory[_Expectations] = KeyedMemory()
+        self._full_pass_due: set[str] = set()
+
+    # -- informer hooks ----------------------------------------------------------------------------
+
+    def full_pass_due(self, key: str) -> None:
+        """Something the diff reads changed for set ``key`` (its spec, its policies, its children
+        appearing, going or changing in spec, labels or owners): its next pass diffs again."""
+        self._full_pass_due.add(key)
 
     # -- entry point -----------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> Result | None:
+        full = key in self._full_pass_due
+        self._full_pass_due.discard(key)  # events from here on mark it again
         owner = self.sets.get(key)
         if owner is None:
             self._expectations.forget(key)
@@ -165,6 +209,10 @@ class ImageSetReconciler:
             return None  # the garbage collector removes the children; never recreate them now
         uid = owner_meta.uid or ""
         expect = self._expectations.recall(key, uid, lambda _: _Expectations.new(uid, self.clock.now))
+        settled, expect.settled = expect.settled, None
+        if not full and settled is not None and settled.generation == owner_meta.generation:
+            await self._recount(owner, owner_meta, expect, settled)
+            return None
         try:
             spec = CachedImageSetSpec.model_validate(owner.get("spec") or {})
         except ValueError as err:
@@ -185,7 +233,7 @@ class ImageSetReconciler:
                 first=desired.invalid_discovered[0].reference,
             )
 
-        children = self._visible_children(expect, uid)
+        children, hidden = self._visible_children(expect, uid)
         plan = plan_children(
             owner,
             desired.images,
@@ -193,6 +241,7 @@ class ImageSetReconciler:
             spec.template(),
             hold_existing=view is not None and view.hold_existing,
         )
+        in_line = plan.empty
         pending = self._apply_expectations(expect, plan)
 
         outcome = _Outcome(invalid=list(desired.invalid_static))
@@ -207,6 +256,7 @@ class ImageSetReconciler:
         managed = len(kept) + len(outcome.created) + pending
         ready = sum(1 for child in kept.values() if child_is_ready(child))
         desired_count = len(plan.desired) - sum(1 for i in outcome.invalid if i not in desired.invalid_static)
+        missing_pull_policy = self._missing_pull_policy(spec)
         status = build_status(
             owner,
             desired=desired_count,
@@ -215,12 +265,39 @@ class ImageSetReconciler:
             invalid=outcome.invalid,
             failures=outcome.failures,
             discovery=view,
-            missing_pull_policy=self._missing_pull_policy(spec),
+            missing_pull_policy=missing_pull_policy,
+            current=self._base_status(owner, expect),
         )
         await self._write_status(owner, owner_meta, expect, status.to_json())
         if outcome.failures:
             return Result.retry(f"{len(outcome.failures)} child writes failed: {outcome.failures[0]}")
+        if in_line and not hidden:  # nothing written, nothing in flight: the diff can rest
+            expect.settled = _Settled(
+                owner_meta.generation,
+                desired_count,
+                managed,
+                tuple(outcome.invalid),
+                view,
+                missing_pull_policy,
+            )
         return None
+
+    async def _recount(
+        self, owner: Obj, owner_meta: ObjectMeta, expect: _Expectations, settled: _Settled
+    ) -> None:
+        """Only children's readiness changed since a settled pass: recount it from the index."""
+        status = build_status(
+            owner,
+            desired=settled.desired,
+            managed=settled.managed,
+            ready=self.children.index_count(READY_OWNER_INDEX, owner_meta.uid or ""),
+            invalid=settled.invalid,
+            discovery=settled.discovery,
+            missing_pull_policy=settled.missing_pull_policy,
+            current=self._base_status(owner, expect),
+        )
+        await self._write_status(owner, owner_meta, expect, status.to_json())
+        expect.settled = settled
 
     def _missing_pull_policy(self, spec: CachedImageSetSpec) -> str | None:
         """The name in ``pullPolicyRef`` when no such PullPolicy exists (children would never pull)."""
@@ -229,14 +306,16 @@ class ImageSetReconciler:
 
     # -- expectations ----------------------------------------------------------------------------
 
-    def _visible_children(self, expect: _Expectations, uid: str) -> list[Obj]:
-        """Children from the owner index, minus the ones this process deleted moments ago."""
+    def _visible_children(self, expect: _Expectations, uid: str) -> tuple[list[Obj], int]:
+        """Children from the owner index, minus the ones this process deleted moments ago (and
+        how many those are)."""
         children = self.children.by_index(OWNER_INDEX, uid)
         uids = {id(c): str(meta(c).uid) for c in children}
         present = set(uids.values())
         deleting = expect.deletes.pending(seen=lambda u: u not in present)
         expect.patches.pending(seen=lambda u: u not in present)
-        return [c for c in children if uids[id(c)] not in deleting]
+        visible = [c for c in children if uids[id(c)] not in deleting]
+        return visible, len(children) - len(visible)
 
     def _apply_expectations(self, expect: _Expectations, plan: Plan) -> int:
         """Drop planned writes the cache has not caught up with; return creates still in flight."""
@@ -357,15 +436,18 @@ class ImageSetReconciler:
         expect.patches.expect(uid, (child_meta.resource_version or "", patch))
         outcome.patched.append(name)
 
+    @staticmethod
+    def _base_status(owner: Obj, expect: _Expectations) -> CachedImageSetStatus:
+        """The status a new one is built on and compared with: the stored one, or the one written
+        last while the cache still shows the object from before that write."""
+        return parse_status(status_base(owner, expect.status))
+
     async def _write_status(
         self, owner: Obj, owner_meta: ObjectMeta, expect: _Expectations, status: dict[str, Any]
     ) -> None:
-        stored = current_status(owner).to_json()
         rv = owner_meta.resource_version or ""
-        if status == stored:
-            return
-        if expect.status is not None and expect.status == (rv, status):
-            return  # written already; the cache still shows the object from before that write
+        if status == self._base_status(owner, expect).to_json():
+            return  # as stored, or as written already while the cache still shows the object before
         try:
             await self.client.patch_status(CACHED_IMAGE_SETS, owner_meta.name, {"status": status})
         except ApiError as err:

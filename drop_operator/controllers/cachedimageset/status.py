@@ -30,6 +30,7 @@ __all__ = [
     "PULL_POLICY_NOT_FOUND",
     "build_status",
     "current_status",
+    "parse_status",
 ]
 
 #: Ready means what it means on every drop kind: done. For a set, every desired image is a
@@ -48,8 +49,13 @@ _MAX_LISTED = 5
 
 def current_status(owner: Mapping[str, Any]) -> CachedImageSetStatus:
     """The stored status, parsed; an unparsable one counts as empty (and gets rewritten)."""
+    return parse_status(owner.get("status") or {})
+
+
+def parse_status(status: Mapping[str, Any]) -> CachedImageSetStatus:
+    """A status as written or stored, parsed; an unparsable one counts as empty."""
     try:
-        return CachedImageSetStatus.model_validate(owner.get("status") or {})
+        return CachedImageSetStatus.model_validate(status)
     except ValueError:
         return CachedImageSetStatus()
 
@@ -117,9 +123,11 @@ def build_status(
     failures: Sequence[str] = (),
     discovery: DiscoveryView | None = None,
     missing_pull_policy: str | None = None,
+    current: CachedImageSetStatus | None = None,
 ) -> CachedImageSetStatus:
     """The status the set should have; ``discovery`` is ``None`` when the set references no policy,
-    ``missing_pull_policy`` names a ``pullPolicyRef`` that does not exist.
+    ``missing_pull_policy`` names a ``pullPolicyRef`` that does not exist. Conditions keep the
+    transition times of ``current`` (default: the owner's stored status) while their status holds.
 
     ``Ready`` is False while a reference is broken, whatever the counts say: a DiscoveryPolicy that
     does not exist (``DiscoveryPolicyNotFound``) or has never synced (``DiscoveryPending``), or a
@@ -127,7 +135,7 @@ def build_status(
     """
     generation = meta(owner).generation
     broken = _broken_reference(discovery, missing_pull_policy)
-    conditions = list(current_status(owner).conditions)
+    conditions = list((current if current is not None else current_status(owner)).conditions)
     conditions = set_condition(
         conditions,
         _ready_condition(

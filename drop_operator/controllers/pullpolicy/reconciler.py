@@ -1,15 +1,16 @@
 """``PullPolicy.status``: how many CachedImages use the policy, for ``kubectl get pullpolicies``.
 
-Keyed by policy name: it counts the CachedImages in the ``IMAGES_BY_PULL_POLICY`` index of the
-shared CachedImage informer (no API call) and patches the status only when the count or the
-observed generation changed.
+Keyed by policy name: the count is the size of the policy's entry in the ``IMAGES_BY_PULL_POLICY``
+index of the shared CachedImage informer (no API call, no list built: the same cost for 10 images
+or 10 000), and the status is patched only when it differs from the one in the cache, or from the
+one this process wrote last while the cache does not show that write yet.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from drop_operator.controllers.common import IMAGES_BY_PULL_POLICY, meta
+from drop_operator.controllers.common import IMAGES_BY_PULL_POLICY, meta, status_base
 from drop_operator.controllers.kinds import PULL_POLICIES
 from drop_operator.runtime.client import KubeClient
 from drop_operator.runtime.controller import Result
@@ -28,16 +29,21 @@ class PullPolicyReconciler:
         self.client = client
         self.policies = policies
         self.images = images
+        self._written: dict[str, tuple[str, dict[str, Any]]] = {}
+        """Policy name -> (resourceVersion its status was written over, status written)."""
 
     async def reconcile(self, key: str) -> Result | None:
         policy = self.policies.get(key)
         if policy is None:
+            self._written.pop(key, None)
             return None
+        policy_meta = meta(policy)
         desired = {
-            "observedGeneration": meta(policy).generation,
-            "imagesUsing": len(self.images.by_index(IMAGES_BY_PULL_POLICY, key)),
+            "observedGeneration": policy_meta.generation,
+            "imagesUsing": self.images.index_count(IMAGES_BY_PULL_POLICY, key),
         }
-        current = policy.get("status") or {}
+        written = self._written.get(key)
+        current = status_base(policy, written)
         if all(current.get(field) == value for field, value in desired.items()):
             return None
         try:
@@ -45,4 +51,6 @@ class PullPolicyReconciler:
         except ApiError as err:
             if not err.not_found:
                 raise
+            return None
+        self._written[key] = (policy_meta.resource_version or "", {**current, **desired})
         return None

@@ -28,7 +28,7 @@ from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, KubeClient, Manager
 from drop_operator.runtime.resources import NAMESPACES, NODES, PODS
-from tests.infra.operator import InProcessOperator
+from tests.infra.operator import InProcessOperator, running_fixture
 from tests.infra.podwatch import PodWatch
 
 Obj = dict[str, Any]
@@ -174,24 +174,8 @@ class Operator(InProcessOperator[CachedImageReconciler]):
         self.namespace = namespace
 
 
-@pytest_asyncio.fixture
-async def operator(kube: KubeClient, env: Env) -> AsyncIterator[Operator]:
-    op = Operator(kube, env.namespace)
-    await op.start()
-    try:
-        yield op
-    finally:
-        await op.stop()
-
-
-@pytest_asyncio.fixture
-async def pod_watch(kube: KubeClient, env: Env) -> AsyncIterator[PodWatch]:
-    watch = PodWatch(kube, env.namespace)
-    await watch.start()
-    try:
-        yield watch
-    finally:
-        await watch.stop()
+operator = running_fixture("operator", lambda kube, env: Operator(kube, env.namespace))
+pod_watch = running_fixture("pod_watch", lambda kube, env: PodWatch(kube, env.namespace))
 
 
 def names(items: Iterable[Obj]) -> list[str]:

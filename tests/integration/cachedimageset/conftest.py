@@ -7,12 +7,10 @@ written directly, standing in for the discovery reconciler: the set reconciler o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from devtools.localcluster import LocalCluster
 from drop_operator.api.cachedimageset import CACHED_IMAGE_SET_LABEL
@@ -21,7 +19,7 @@ from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, DI
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import KubeClient, Manager
 from drop_operator.runtime.informer import Informer
-from tests.infra.operator import InProcessOperator
+from tests.infra.operator import InProcessOperator, running_fixture
 
 Obj = dict[str, Any]
 
@@ -32,12 +30,14 @@ RESYNC = 1.0
 class Operator(InProcessOperator[None]):
     """The image-set reconciler in a Manager of its own; records every child its informer adds."""
 
-    def __init__(self, client: KubeClient, *, grace_period: float = 5.0) -> None:
+    def __init__(
+        self, client: KubeClient, *, grace_period: float = 5.0, resync_period: float | None = RESYNC
+    ) -> None:
         super().__init__(
             client,
             setup,
             OperatorSettings(namespace="default", workers=2),
-            resync_period=RESYNC,
+            resync_period=resync_period,
             grace_period=grace_period,
         )
         self.added: list[Obj] = []
@@ -59,14 +59,7 @@ class Operator(InProcessOperator[None]):
         ]
 
 
-@pytest_asyncio.fixture
-async def operator(kube: KubeClient, crds: Path) -> AsyncIterator[Operator]:
-    op = Operator(kube)
-    await op.start()
-    try:
-        yield op
-    finally:
-        await op.stop()
+operator = running_fixture("operator", lambda kube, crds: Operator(kube))
 
 
 # -- objects ---------------------------------------------------------------------------------------

@@ -155,6 +155,8 @@ async def _delete_set_and_watch(kube: KubeClient, operator: Operator, propagatio
     await publish(kube, policy, wanted)
     await kube.create(CACHED_IMAGE_SETS, set_body(name, policy=policy))
     await eventually(lambda: converged(kube, name, set(wanted)), 30, "20 children")
+    # The operator's cache may show the creates a moment after the API server lists them.
+    await eventually(lambda: len(operator.added_names(name)) >= 20, 30, "the operator saw the 20 children")
     created_before = len(operator.added_names(name))
 
     await kube.delete(CACHED_IMAGE_SETS, name, propagation_policy=propagation)

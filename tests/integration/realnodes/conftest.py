@@ -28,7 +28,7 @@ from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, KubeClient, Resource
 from drop_operator.runtime.resources import NAMESPACES, NODES, SECRETS
 from tests.infra.controlplane import apply_crds, started_cluster
-from tests.infra.operator import InProcessOperator
+from tests.infra.operator import InProcessOperator, running_fixture
 from tests.infra.podwatch import PodWatch
 
 Obj = dict[str, Any]
@@ -199,26 +199,11 @@ class RealOperator(InProcessOperator[CachedImageReconciler]):
         )
 
 
-@pytest_asyncio.fixture
-async def real_operator(
-    real_kube: KubeClient, real_env: RealEnv, nodes: RealNodes
-) -> AsyncIterator[RealOperator]:
-    op = RealOperator(real_kube, real_env.namespace, nodes.helper_image)
-    await op.start()
-    try:
-        yield op
-    finally:
-        await op.stop()
-
-
-@pytest_asyncio.fixture
-async def real_pods(real_kube: KubeClient, real_env: RealEnv) -> AsyncIterator[PodWatch]:
-    watch = PodWatch(real_kube, real_env.namespace)
-    await watch.start()
-    try:
-        yield watch
-    finally:
-        await watch.stop()
+real_operator = running_fixture(
+    "real_operator",
+    lambda real_kube, real_env, nodes: RealOperator(real_kube, real_env.namespace, nodes.helper_image),
+)
+real_pods = running_fixture("real_pods", lambda real_kube, real_env: PodWatch(real_kube, real_env.namespace))
 
 
 def unique_repo(prefix: str) -> str:

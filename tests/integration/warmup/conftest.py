@@ -6,17 +6,12 @@ a pull pod succeeds for tag ``ok``, fails for ``fail`` and hangs for ``hang``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest_asyncio
-
 from drop_operator.controllers import cachedimage, warmup
 from drop_operator.controllers.cachedimage import CachedImageReconciler
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import KubeClient, Manager
-from tests.infra.operator import InProcessOperator
+from tests.infra.operator import InProcessOperator, running_fixture
 from tests.integration.cachedimage import conftest as caching
-from tests.integration.cachedimage.conftest import Env
 
 # The node-caching tests' fixtures, shared: kwok on the pull-pod lifecycle, one Env per test.
 pull_cluster = caching.pull_cluster
@@ -43,11 +38,4 @@ class Operator(InProcessOperator[CachedImageReconciler]):
         )
 
 
-@pytest_asyncio.fixture
-async def operator(kube: KubeClient, env: Env) -> AsyncIterator[Operator]:
-    op = Operator(kube, env.namespace)
-    await op.start()
-    try:
-        yield op
-    finally:
-        await op.stop()
+operator = running_fixture("operator", lambda kube, env: Operator(kube, env.namespace))

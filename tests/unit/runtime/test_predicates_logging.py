@@ -29,6 +29,15 @@ def test_label_and_combined_predicates() -> None:
     assert not predicates.resource_version_changed(obj(rv="5"), obj(rv="5"))
 
 
+def test_resynced_passes_only_the_replay_of_the_same_object() -> None:
+    assert predicates.resynced(obj(rv="5"), obj(rv="5"))
+    assert not predicates.resynced(obj(rv="5"), obj(rv="6"))
+    assert not predicates.resynced(None, obj())
+    spec_or_resync = predicates.any_of(predicates.generation_changed, predicates.resynced)
+    assert spec_or_resync(obj(1, rv="5"), obj(1, rv="5"))
+    assert not spec_or_resync(obj(1, rv="5"), obj(1, rv="6"))
+
+
 def test_redaction_covers_nested_and_differently_spelled_keys() -> None:
     event = {
         "event": "connecting",

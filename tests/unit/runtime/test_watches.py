@@ -13,6 +13,7 @@ from drop_operator.runtime.client import KubeClient
 from drop_operator.runtime.controller import Controller
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.resources import PODS
+from drop_operator.runtime.workqueue import Debounce
 
 Obj = dict[str, Any]
 
@@ -45,3 +46,32 @@ def test_watch_mapped_listens_only_to_the_events_asked_for_and_dedupes_keys() ->
     assert len(controller.queue) == 2  # a and b once, though both states map to both
     handler.on_delete({})
     assert len(controller.queue) == 2  # already queued: the queue deduplicates
+
+
+async def test_a_debounced_watch_turns_a_burst_of_events_into_one_add() -> None:
+    informer = _informer()
+    controller = Controller("unit-debounced", lambda key: None, workers=1)  # type: ignore[arg-type,return-value]
+    controller.watch_mapped(informer, lambda obj: ["owner"], debounce=Debounce(quiet=0.05, max_delay=1.0))
+    handler = informer._handlers[-1]
+    assert handler.on_add is not None
+    for _ in range(1000):
+        handler.on_add({})
+    assert len(controller.queue) == 0, "not queued while the burst goes on"
+    assert await controller.queue.get() == "owner"  # once the burst is 50 ms quiet
+    controller.queue.done("owner")
+    assert len(controller.queue) == 0
+    controller.queue.shutdown()
+
+
+def test_index_count_is_the_size_of_an_index_entry() -> None:
+    informer = _informer()
+    informer.ensure_index("by-node", _by_node)
+    for i, node in enumerate(["n1", "n1", "n2"]):
+        informer._upsert(
+            f"ns/p{i}", {"metadata": {"name": f"p{i}", "resourceVersion": "1"}, "spec": {"nodeName": node}}
+        )
+    assert informer.index_count("by-node", "n1") == 2
+    assert informer.index_count("by-node", "n2") == 1
+    assert informer.index_count("by-node", "n3") == 0
+    informer._remove("ns/p0")
+    assert informer.index_count("by-node", "n1") == 1

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from drop_operator.runtime.clock import FakeClock
-from drop_operator.runtime.workqueue import DefaultRateLimiter, TokenBucketLimiter, WorkQueue
+from drop_operator.runtime.workqueue import Debounce, DefaultRateLimiter, TokenBucketLimiter, WorkQueue
 
 
 async def settle() -> None:
@@ -152,3 +152,138 @@ async def test_drain_times_out_when_work_is_stuck() -> None:
     assert await queue.get() == "k"
     queue.shutdown()
     assert await queue.drain(within=0.05) is False
+
+
+# -- debounced adds ----------------------------------------------------------------------------------
+
+DEBOUNCE = Debounce(quiet=1.0, max_delay=5.0)
+
+
+class Recorder:
+    """A worker that notes when (clock time since start) each key was handed out, then marks it done."""
+
+    def __init__(self, queue: WorkQueue, clock: FakeClock) -> None:
+        self.queue, self.clock, self.start = queue, clock, clock.now()
+        self.got: list[tuple[float, str]] = []
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while (key := await self.queue.get()) is not None:
+            self.got.append((round(self.clock.now() - self.start, 3), key))
+            self.queue.done(key)
+
+    async def stop(self) -> None:
+        self.queue.shutdown()
+        await asyncio.wait_for(self.task, 1)
+
+
+async def step(clock: FakeClock, seconds: float, tick: float = 0.1) -> None:
+    for _ in range(round(seconds / tick)):
+        await clock.advance(tick)
+
+
+async def test_a_burst_that_pauses_costs_one_add_after_the_quiet_period() -> None:
+    clock = FakeClock()
+    queue = WorkQueue("debounce-pause", clock=clock)
+    worker = Recorder(queue, clock)
+    for _ in range(7):  # 7 events, 0.5 s apart: the quiet period keeps restarting
+        queue.add_debounced("set", DEBOUNCE)
+        await step(clock, 0.5)
+    assert worker.got == []
+    await step(clock, 0.6)  # 1.1 s after the last event
+    assert worker.got == [(4.0, "set")]
+    await step(clock, 10)
+    assert len(worker.got) == 1, "one burst, one add"
+    await worker.stop()
+
+
+async def test_a_burst_that_never_pauses_is_added_every_max_delay() -> None:
+    clock = FakeClock()
+    queue = WorkQueue("debounce-bound", clock=clock)
+    worker = Recorder(queue, clock)
+    for _ in range(200):  # 20 s of events, 0.1 s apart
+        queue.add_debounced("set", DEBOUNCE)
+        await clock.advance(0.1)
+    await step(clock, 2)
+    times = [t for t, _ in worker.got]
+    # Each add ends a burst; the next event starts another: 200 events, 4 adds, the last one
+    # covering the last event (at 19.9 s).
+    assert times == [5.0, 10.0, 15.0, 20.0], "progress shows every max_delay while events go on"
+    await worker.stop()
+
+
+async def test_events_before_a_key_is_handed_out_are_covered_by_that_pass() -> None:
+    clock = FakeClock()
+    queue = WorkQueue("debounce-covered", clock=clock)
+    queue.add_debounced("set", DEBOUNCE)
+    queue.add("set")  # e.g. the set's own spec changed: queued at once
+    assert await queue.get() == "set"
+    queue.done("set")
+    await step(clock, 10)
+    assert len(queue) == 0, "the pending debounce ended with the pass that read the cache after it"
+
+    queue.add("other")
+    queue.add_debounced("other", DEBOUNCE)  # queued already: nothing more to schedule
+    assert await queue.get() == "other"
+    queue.done("other")
+    await step(clock, 10)
+    assert len(queue) == 0
+    queue.shutdown()
+
+
+async def test_events_during_a_pass_queue_the_key_once_after_the_quiet_period() -> None:
+    clock = FakeClock()
+    queue = WorkQueue("debounce-processing", clock=clock)
+    queue.add("set")
+    assert await queue.get() == "set"
+    for _ in range(100):
+        queue.add_debounced("set", DEBOUNCE)
+    await step(clock, 0.5)
+    queue.done("set")
+    assert len(queue) == 0, "not at once: the burst is still going on"
+    await step(clock, 0.6)
+    assert len(queue) == 1
+    assert await queue.get() == "set"
+    queue.done("set")
+    await step(clock, 10)
+    assert len(queue) == 0
+    queue.shutdown()
+
+
+async def test_a_debounce_never_delays_an_earlier_add_after() -> None:
+    clock = FakeClock()
+    queue = WorkQueue("debounce-timer", clock=clock)
+    worker = Recorder(queue, clock)
+    queue.add_after("a", 3.0)  # a requeue the reconciler asked for
+    queue.add_after("b", 0.5)
+    for _ in range(60):  # events keep coming for 6 s
+        queue.add_debounced("a", DEBOUNCE)
+        queue.add_debounced("b", DEBOUNCE)
+        await clock.advance(0.1)
+    await step(clock, 2)
+    assert next(t for t, k in worker.got if k == "b") == 0.5, "due sooner than the quiet period: kept"
+    assert next(t for t, k in worker.got if k == "a") == 3.0, "a burst must not push a requeue later"
+
+    queue.add_debounced("c", DEBOUNCE)  # a burst going on ...
+    queue.add_after("c", 0.2)  # ... and a requeue due sooner: the requeue wins
+    await step(clock, 3)
+    assert [t for t, k in worker.got if k == "c"] == [8.2]
+    await worker.stop()
+
+
+def test_debounce_needs_a_quiet_period_and_a_bound_not_below_it() -> None:
+    with pytest.raises(ValueError, match="quiet"):
+        Debounce(quiet=0, max_delay=1)
+    with pytest.raises(ValueError, match="max_delay"):
+        Debounce(quiet=2, max_delay=1)
+
+
+async def test_shutdown_drops_pending_debounced_adds() -> None:
+    clock = FakeClock()
+    queue = WorkQueue("debounce-shutdown", clock=clock)
+    queue.add_debounced("set", DEBOUNCE)
+    queue.shutdown()
+    queue.add_debounced("set", DEBOUNCE)
+    await step(clock, 10)
+    assert len(queue) == 0
+    assert await queue.get() is None

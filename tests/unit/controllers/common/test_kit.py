@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from drop_operator.controllers.common import (
+    STATUS_MAX_DELAY,
+    STATUS_QUIET,
     condition,
     controller_uid,
     first_and_more,
     format_time,
     parse_time,
+    pull_policy_changed,
     raw_condition,
     short_hash,
+    status_base,
 )
 
 
@@ -59,3 +63,27 @@ def test_short_hash_is_stable_and_separates_parts() -> None:
     assert short_hash("a", "bc") == short_hash("a", "bc")
     assert short_hash("a", "bc") != short_hash("ab", "c")
     assert len(short_hash("x", length=16)) == 16
+
+
+def _image(policy: str | None, rv: str = "1", status: dict[str, object] | None = None) -> dict[str, object]:
+    spec = {"pullPolicyRef": {"name": policy}} if policy else {}
+    return {"metadata": {"resourceVersion": rv}, "spec": spec, "status": status or {}}
+
+
+def test_pull_policy_changed_passes_adds_deletes_and_moves_only() -> None:
+    assert pull_policy_changed(None, _image("fast"))
+    assert pull_policy_changed(_image("fast"), _image("slow", "2"))
+    assert pull_policy_changed(_image(None), _image("slow", "2"))
+    assert not pull_policy_changed(_image("fast"), _image("fast", "2", {"cachedNodes": 3}))
+
+
+def test_status_base_is_the_last_write_while_the_cache_shows_the_object_before_it() -> None:
+    cached = {"metadata": {"resourceVersion": "7"}, "status": {"imagesUsing": 1}}
+    assert status_base(cached, None) == {"imagesUsing": 1}
+    assert status_base(cached, ("7", {"imagesUsing": 2})) == {"imagesUsing": 2}, "cache is stale"
+    assert status_base(cached, ("6", {"imagesUsing": 2})) == {"imagesUsing": 1}, "cache moved on"
+    assert status_base({"metadata": {}}, None) == {}
+
+
+def test_coalescing_bounds_are_seconds_with_a_quiet_period_inside_the_bound() -> None:
+    assert 0 < STATUS_QUIET <= STATUS_MAX_DELAY <= 10
