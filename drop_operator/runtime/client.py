@@ -376,6 +376,19 @@ class KubeClient:
             raise
         return True
 
+    async def delete_collection(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> None:
+        """Delete every object the selectors match, in one request (``deletecollection``)."""
+        options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        query = _selectors(label_selector, field_selector)
+        await self.request("DELETE", res.path(namespace=namespace), query=query, body=options)
+
     async def create_token(
         self,
         namespace: str,

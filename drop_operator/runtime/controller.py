@@ -116,6 +116,7 @@ class Controller:
         *,
         owner_namespaced: bool = False,
         predicates: Sequence[Predicate] = (),
+        events: Collection[EventType] = ALL_EVENTS,
     ) -> None:
         """Reconcile the controlling owner (of ``owner_kind``) when an owned object changes.
 
@@ -127,7 +128,7 @@ class Controller:
             key = controller_owner_key(obj, owner_kind, owner_namespaced=owner_namespaced)
             return (key,) if key else ()
 
-        self.watch_mapped(informer, owner, predicates=predicates)
+        self.watch_mapped(informer, owner, predicates=predicates, events=events)
 
     def watch_mapped(
         self,

@@ -120,6 +120,9 @@ class NodeClasses:
     listed" rule of :func:`~.imagelist.image_listing`)."""
     wakeups: list[float] = field(default_factory=list)
     """Seconds until a backoff ends or a re-pull comes due."""
+    recheck: list[str] = field(default_factory=list)
+    """Nodes whose list lacks the image while a recent pull is still within the report grace: look
+    at them again when the grace ends."""
 
 
 def classify_nodes(
@@ -160,6 +163,7 @@ def classify_nodes(
                 pulled_at = None
             else:
                 out.wakeups.append(pulled_at + REPORT_GRACE - now)
+                out.recheck.append(name)
         if (
             pulled_at is None
             and image_pull_policy == "IfNotPresent"
