@@ -45,6 +45,7 @@ from drop_operator.controllers.cachedimage.decide import (
     warming_first,
 )
 from drop_operator.controllers.cachedimage.imagelist import reported_names
+from drop_operator.controllers.cachedimage.nodes import node_name
 from drop_operator.controllers.cachedimage.pacing import (
     DEFAULT_POOL,
     Admission,
@@ -78,7 +79,7 @@ from drop_operator.controllers.cachedimage.targetindex import TargetIndex
 from drop_operator.controllers.common import label_value, meta, nodecache, short_hash
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
-from drop_operator.runtime import ApiError, EventRecorder, Informer, KubeClient, Result
+from drop_operator.runtime import ApiError, EventRecorder, Informer, KubeClient, Result, Trigger
 from drop_operator.runtime.clock import Clock, RealClock
 from drop_operator.runtime.logging import get_logger
 from drop_operator.runtime.memory import KeyedMemory
@@ -206,8 +207,8 @@ class CachedImageReconciler:
         concerned them."""
         self.parsed: dict[str, dict[str, tuple[str, PullPod]]] = {}
         """Image key -> pod uid -> (resourceVersion, the pod parsed): a pod is parsed once per change."""
-        self.enqueue: Callable[[str], None] | None = None
-        """Set by the wiring: how a pass wakes another image (:meth:`_hand_over`)."""
+        self.wake = Trigger()
+        """Images a pass wakes (:meth:`_hand_over`); the wiring makes the controller watch it."""
         self.totals = metrics.NodeTotals()
         self.platforms = (
             PlatformResolver(client, settings.namespace, clock=self.clock.now)
@@ -221,15 +222,20 @@ class CachedImageReconciler:
     def pulls_in_flight(self) -> float:
         return float(sum(1 for p in self.pods.list() if is_pull_pod(p) and is_active(p)))
 
-    def node_event(self, node: Obj, *, deleted: bool = False) -> list[str]:
-        """A node was added, changed or deleted: the images it concerns (:meth:`TargetIndex.update`),
-        whose demands are now stale. The node handler enqueues them.
+    def node_event(self, node: Obj) -> list[str]:
+        """A node was added, changed or deleted: the images it concerns (:meth:`TargetIndex.update`
+        with the node as the cache holds it now, or its deletion), whose demands are now stale.
+
+        The map function of the node watch. It is called with the old and the new state of an
+        update; the index takes the cache's current state either way, so the second call finds
+        nothing new.
 
         Until such an image has had its pass, admission in its pool keeps a slot for it when it
         ranks better (:meth:`_reserved`), so whichever image the queue hands a worker first, the
         best-ranked one gets the room.
         """
-        keys = self.index.update(node, deleted=deleted)
+        current = self.nodes.get(node_name(node))
+        keys = self.index.update(current) if current is not None else self.index.update(node, deleted=True)
         self.passed -= keys
         return sorted(keys)
 
@@ -700,7 +706,7 @@ class CachedImageReconciler:
         to whichever image a pull-ended event happened to wake.
         """
         waiting = self.waiting.get(pool)
-        if not waiting or self.enqueue is None:
+        if not waiting:
             return
         gate = self.gates.gate(pool)
         namespace = self.settings.namespace
@@ -715,6 +721,7 @@ class CachedImageReconciler:
             demand = gate.demands.get(other)
             return demand.priority if demand is not None else last
 
+        woken: list[str] = []
         for other in sorted(waiting, key=rank):
             if room <= 0:
                 break
@@ -723,7 +730,8 @@ class CachedImageReconciler:
                 continue
             demand = gate.demands.get(other)
             room -= demand.slots if demand is not None else 1
-            self.enqueue(other)
+            woken.append(other)
+        self.wake.fire(woken)
 
     def _state_demand(self, key: str, pool: str, mine: Priority, free: list[str], *, room: int) -> None:
         """Leave what the image still could start as its demand in the pool: its ``free`` candidates

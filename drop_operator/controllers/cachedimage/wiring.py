@@ -119,7 +119,7 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     )
     controller = manager.controller(CONTROLLER_NAME, reconciler.reconcile, workers=max(2, settings.workers))
     controller.watch_for(images, predicates=(generation_changed,))
-    reconciler.enqueue = controller.enqueue
+    controller.watch_trigger(reconciler.wake)
     controller.watch_owned(pods, CACHED_IMAGES.kind, predicates=(pull_changed,), events=("add", "update"))
     # A pod deleted while it still counted (by someone else): its image pulls there again.
     controller.watch_owned(pods, CACHED_IMAGES.kind, predicates=(is_active_pod,), events=DELETES)
@@ -127,17 +127,7 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     controller.watch_mapped(
         pods, reconciler.take_waiting, predicates=(pull_ended,), events=("update", "delete")
     )
-
-    def on_node(old: Obj | None, new: Obj, *, deleted: bool = False) -> None:
-        if deleted or node_changed(old, new):
-            for key in reconciler.node_event(new, deleted=deleted):
-                controller.enqueue(key)
-
-    nodes.add_handler(
-        on_add=lambda node: on_node(None, node),
-        on_update=on_node,
-        on_delete=lambda node: on_node(None, node, deleted=True),
-    )
+    controller.watch_mapped(nodes, reconciler.node_event, predicates=(node_changed,))
     controller.watch_mapped(
         policies,
         lambda policy: [object_key(i) for i in images.by_index(IMAGES_BY_PULL_POLICY, meta(policy).name)],
