@@ -15,6 +15,8 @@ in-process. Printed:
   operator's own ``drop_pull_duration_seconds`` (pod creation to result, so scheduling is in it) and
   the concurrency is min(maxConcurrentPulls, nodes x maxPullsPerNode, images x maxConcurrentNodes);
   and the ratio of the two (1.0 would be a perfectly packed schedule);
+* slot reuse: from the operator's cache seeing a pull end to the request creating the pull that
+  takes its slot (the operator's own reaction, apart from the API server's and kwok's latency);
 * operator API requests per completed pull (the operator's client only; the benchmark polls with
   its own), and which requests they were;
 * operator CPU seconds (also per pull) and peak RSS (the benchmark's own polling is small and
@@ -48,11 +50,13 @@ from prometheus_client import REGISTRY  # noqa: E402
 
 from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster  # noqa: E402
 from drop_operator.controllers.cachedimage import setup  # noqa: E402
+from drop_operator.controllers.cachedimage.pullpods import is_active  # noqa: E402
+from drop_operator.controllers.cachedimage.wiring import POD_SELECTOR  # noqa: E402
 from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES  # noqa: E402
 from drop_operator.controllers.settings import OperatorSettings  # noqa: E402
 from drop_operator.runtime import KubeClient, Manager  # noqa: E402
 from drop_operator.runtime.logging import configure_logging  # noqa: E402
-from drop_operator.runtime.resources import NAMESPACES, NODES  # noqa: E402
+from drop_operator.runtime.resources import NAMESPACES, NODES, PODS  # noqa: E402
 
 POLICY: dict[str, Any] = {
     "maxConcurrentNodes": 5,
@@ -71,16 +75,30 @@ class RequestLog:
 
     def __init__(self, client: KubeClient) -> None:
         self.counts: Counter[str] = Counter()
+        self.pod_creations: list[float] = []
         send = client._send
 
         async def counted(method: str, path: str, **kw: Any) -> Any:
-            self.counts[f"{method} {_path_kind(path)}"] += 1
+            kind = f"{method} {_path_kind(path)}"
+            self.counts[kind] += 1
+            if kind == "POST /namespaces/*/pods":
+                self.pod_creations.append(time.monotonic())
             return await send(method, path, **kw)
 
         client._send = counted  # type: ignore[method-assign]
 
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+def reaction_times(ends: list[float], starts: list[float], slots: int) -> list[float]:
+    """Seconds from the operator's cache seeing the i-th pull end to the pull that took its slot.
+
+    With every slot busy, the (slots + i)-th pod creation can only follow the i-th end; the
+    difference is the operator's own reaction, without the API server's or kwok's latency.
+    """
+    ends, starts = sorted(ends), sorted(starts)
+    return [starts[slots + i] - end for i, end in enumerate(ends) if slots + i < len(starts)]
 
 
 def _path_kind(path: str) -> str:
@@ -144,6 +162,13 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> None:
     manager = Manager(client, namespace=NAMESPACE, leader_election=False, metrics_addr="0", probe_addr="0")
     # The images are named on a host that exists nowhere: no platform lookups.
     setup(manager, OperatorSettings(namespace=NAMESPACE, workers=4, platform_lookup=False))
+    ends: list[float] = []
+
+    def pull_ended(old: dict[str, Any], new: dict[str, Any]) -> None:
+        if is_active(old) and not is_active(new):
+            ends.append(time.monotonic())
+
+    manager.informer(PODS, namespace=NAMESPACE, label_selector=POD_SELECTOR).add_handler(on_update=pull_ended)
     task = asyncio.get_running_loop().create_task(manager.run())
     for _ in range(600):
         if manager.started_controllers:
@@ -182,7 +207,7 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> None:
         )
         if done == images_count:
             break
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.25)
     elapsed = time.monotonic() - t0
     cpu = time.process_time() - cpu0
     if profiler is not None:
@@ -215,6 +240,14 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> None:
     print(f"mean pull duration        {mean:.2f} s (pod creation to recorded result)")
     print(f"pacing lower bound        {bound:.1f} s  ({pulls} x {mean:.2f} s / {concurrency})")
     print(f"ratio wall / bound        {elapsed / bound:.2f}")
+    reactions = sorted(reaction_times(ends, sent.pod_creations, concurrency))
+    if reactions:
+        median, p90 = reactions[len(reactions) // 2], reactions[int(len(reactions) * 0.9)]
+        mean_reaction = sum(reactions) / len(reactions)
+        print(
+            f"slot reuse (pull end seen -> next pull pod requested): mean {1000 * mean_reaction:.0f} ms, "
+            f"median {1000 * median:.0f} ms, p90 {1000 * p90:.0f} ms"
+        )
     print(f"API requests per pull     {requests / pulls:.2f}  ({requests:.0f} requests by the operator)")
     for kind, n in sorted(by_kind.items(), key=lambda kv: -kv[1]):
         if n:

@@ -380,7 +380,7 @@ class CachedImageReconciler:
             wakeups.append(status_in)
         wakeups += await self._clean_up(image, state, track, pulls, pulling_now=counts.pulling > 0)
         if pull_policy_problem is None:
-            self._hand_over(key, pool, pacing)
+            self._hand_over(key, pool, pacing, priority(key, image.spec.rank))
         return Result(requeue_after=max(MIN_REQUEUE, min(wakeups))) if wakeups else None  # next check
 
     # -- steps -------------------------------------------------------------------------------------
@@ -698,36 +698,42 @@ class CachedImageReconciler:
             )
         return admission, started
 
-    def _hand_over(self, key: str, pool: str, pacing: Pacing) -> None:
+    def _hand_over(self, key: str, pool: str, pacing: Pacing, mine: Priority) -> None:
         """Wake the images waiting for room in ``pool``, best first, as far as there is room now.
 
         Run at the end of every pass: the pass of an image whose pull ended has taken what it was
         entitled to, and what is left goes to the waiting images that rank best, at once, instead of
-        to whichever image a pull-ended event happened to wake.
+        to whichever image a pull-ended event happened to wake. An image that is waiting itself
+        (room it could not use: its nodes are busy) passes it on only to waiting images ranked after
+        it that still could start something, so a chain of hand-overs always ends.
         """
         waiting = self.waiting.get(pool)
         if not waiting:
             return
         gate = self.gates.gate(pool)
+        if key in waiting:
+            takers = {o for o in waiting if (d := gate.demands.get(o)) is not None and d.priority > mine}
+        else:
+            takers = waiting - {key}
+        if not takers:
+            return
         namespace = self.settings.namespace
         in_flight = len(self.pods.by_index(ACTIVE_POOL_INDEX, label_value(pool)))
         in_flight += len(gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None))
         room = pacing.max_concurrent_pulls - in_flight
         if room <= 0:
             return
-        last = (2, 0, "")
+        last = (2, 0, "")  # after every priority: no demand stated
 
         def rank(other: str) -> Priority:
             demand = gate.demands.get(other)
             return demand.priority if demand is not None else last
 
         woken: list[str] = []
-        for other in sorted(waiting, key=rank):
+        for other in sorted(takers, key=rank):
             if room <= 0:
                 break
             waiting.discard(other)
-            if other == key:
-                continue
             demand = gate.demands.get(other)
             room -= demand.slots if demand is not None else 1
             woken.append(other)
