@@ -24,6 +24,7 @@ waiting in the pool, best first (:meth:`CachedImageReconciler._hand_over`).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import random
 from collections import Counter
@@ -52,6 +53,7 @@ from drop_operator.controllers.cachedimage.pacing import (
     Demand,
     Pacing,
     PendingPull,
+    PoolGate,
     PoolGates,
     Priority,
     decide_admission,
@@ -640,8 +642,11 @@ class CachedImageReconciler:
     ) -> tuple[Admission, list[str]]:
         gate = self.gates.gate(pool)
         namespace = self.settings.namespace
-        started: list[str] = []
+        bodies: list[tuple[str, dict[str, Any]]] = []
         async with gate.lock:
+            # No await from reading the counts to recording the admitted pods in the ledger: the
+            # creations below run outside the lock, already counted, so the next admission in the
+            # pool never waits for the API server's answers to this one.
             pool_pods = self.pods.by_index(ACTIVE_POOL_INDEX, label_value(pool))
             unseen = gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None)
             node_in_flight = Counter(pod_node(p) for p in pool_pods)
@@ -675,28 +680,39 @@ class CachedImageReconciler:
                     operator_image_pull_secrets=self.settings.operator_image_pull_secrets,
                 )
                 body = build_pull_pod(request)
-                name = body["metadata"]["name"]
-                gate.record(PendingPull(name, image.metadata.name, node, self.clock.now()))
-                try:
-                    await self.client.create(PODS, body, namespace=namespace)
-                except ApiError as err:
-                    if err.already_exists:
-                        continue  # a pod from an earlier pass; the ledger keeps counting it until seen
-                    gate.forget(name)
-                    self._event(
-                        obj, "Warning", "PullPodFailed", f"could not create pull pod: {err}", "Create"
-                    )
-                    log.warning("creating pull pod failed", node=node, error=str(err))
-                    break
-                started.append(node)
+                gate.record(
+                    PendingPull(body["metadata"]["name"], image.metadata.name, node, self.clock.now())
+                )
+                bodies.append((node, body))
+            started_now = set(admission.start)
             self._state_demand(
                 key,
                 pool,
                 mine,
-                [n for n in candidates if n not in started and node_in_flight[n] < pacing.max_pulls_per_node],
-                room=pacing.max_concurrent_nodes - image_in_flight - len(started),
+                [
+                    n
+                    for n in candidates
+                    if n not in started_now and node_in_flight[n] < pacing.max_pulls_per_node
+                ],
+                room=pacing.max_concurrent_nodes - image_in_flight - len(started_now),
             )
+        created = await asyncio.gather(*(self._create_pull(obj, gate, node, body) for node, body in bodies))
+        started = [node for node, ok in zip(admission.start, created, strict=True) if ok]
         return admission, started
+
+    async def _create_pull(self, obj: Obj, gate: PoolGate, node: str, body: dict[str, Any]) -> bool:
+        """Create one admitted pull pod (already in the ledger); True when it started now."""
+        name = body["metadata"]["name"]
+        try:
+            await self.client.create(PODS, body, namespace=self.settings.namespace)
+        except ApiError as err:
+            if err.already_exists:
+                return False  # a pod from an earlier pass; the ledger keeps counting it until seen
+            gate.forget(name)
+            self._event(obj, "Warning", "PullPodFailed", f"could not create pull pod: {err}", "Create")
+            log.warning("creating pull pod failed", node=node, error=str(err))
+            return False
+        return True
 
     def _hand_over(self, key: str, pool: str, pacing: Pacing, mine: Priority) -> None:
         """Wake the images waiting for room in ``pool``, best first, as far as there is room now.
