@@ -44,6 +44,7 @@ from drop_operator.controllers.cachedimage.decide import (
     rollout_event,
     tolerations_of,
     warming_first,
+    warming_nodes,
 )
 from drop_operator.controllers.cachedimage.imagelist import reported_names
 from drop_operator.controllers.cachedimage.nodes import node_name
@@ -302,7 +303,7 @@ class CachedImageReconciler:
         state.prune(self.index.names)
 
         pulls = await self._settle_pulls(obj, image, state, pacing, now)  # decide + record results
-        warming = self._warming(track, image)
+        warming = warming_nodes(track.targets, image.spec, self.index.tainted)
         if full:
             check: set[str] = track.targets
         else:
@@ -408,12 +409,6 @@ class CachedImageReconciler:
         track.rebuild(members, self.index.nodes, self.index.keys)
         track.unflushed = True
         return track, True
-
-    def _warming(self, track: Track, image: CachedImage) -> set[str]:
-        """Target nodes that still carry the image's warming taint (none without ``warmUp``)."""
-        if image.spec.warm_up is None:
-            return set()
-        return track.targets & self.index.tainted(image.spec.warm_up.taint_key)
 
     async def _settle_pulls(
         self, obj: Obj, image: CachedImage, state: ImageState, pacing: Pacing, now: float
