@@ -141,13 +141,19 @@ def _raw_rank(image: Obj) -> int | None:
     return rank if isinstance(rank, int) else None
 
 
+def _labels(obj: Obj) -> dict[str, str]:
+    labels: dict[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
 def is_pull_pod(pod: Obj) -> bool:
-    return meta(pod).labels.get(LABEL_COMPONENT) == COMPONENT
+    """Read on every pod event and pass: the raw labels, without parsing the metadata."""
+    return _labels(pod).get(LABEL_COMPONENT) == COMPONENT
 
 
 def pool_label(pod: Obj) -> str:
     """The (label form of the) pool a pull pod was admitted under."""
-    return meta(pod).labels.get(LABEL_POOL, "")
+    return _labels(pod).get(LABEL_POOL, "")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -438,7 +444,7 @@ class CachedImageReconciler:
             uid, version = str(raw_meta.get("uid") or ""), str(raw_meta.get("resourceVersion") or "")
             found = before.get(uid)
             if found is None or found[0] != version:
-                if (raw_meta.get("labels") or {}).get(LABEL_COMPONENT) != COMPONENT:
+                if not is_pull_pod(raw):
                     continue
                 found = (version, PullPod.parse(raw, now=now))
             now_parsed[uid] = found

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from drop_operator.controllers.cachedimage.nodes import node_fingerprint
-from drop_operator.controllers.cachedimage.pullpods import COMPONENT, LABEL_COMPONENT, LABEL_POOL, is_active
+from drop_operator.controllers.cachedimage.pullpods import is_active
 from drop_operator.controllers.cachedimage.reconciler import (
     ACTIVE_POOL_INDEX,
     IMAGES_BY_POOL,
@@ -28,6 +28,7 @@ from drop_operator.controllers.cachedimage.reconciler import (
     CachedImageReconciler,
     image_pool,
     is_pull_pod,
+    pool_label,
 )
 from drop_operator.controllers.common import (
     IMAGES_BY_PULL_POLICY,
@@ -59,10 +60,7 @@ def _owner_uid(pod: Obj) -> Iterable[str]:
 
 
 def _active_pool_of_pod(pod: Obj) -> Iterable[str]:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    if labels.get(LABEL_COMPONENT) != COMPONENT or not is_active(pod):
-        return ()
-    return (str(labels.get(LABEL_POOL, "")),)
+    return (pool_label(pod),) if is_pull_pod(pod) and is_active(pod) else ()
 
 
 def _pool_of_image(image: Obj) -> Iterable[str]:
