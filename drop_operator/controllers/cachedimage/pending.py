@@ -158,6 +158,16 @@ class Track:
         repulling = sum(1 for n in pulling if n in self.targets and n not in self.uncached)
         return len(self.targets) - len(self.uncached) - repulling
 
+    def note_cached(self, node_keys: Iterable[str], repull_interval: float | None) -> None:
+        """Nodes that hold the image since this pass: their re-pull, when due, needs a full pass."""
+        if not repull_interval:
+            return
+        cached = self.state.cached
+        for key in node_keys:
+            pulled = cached.get(key)
+            if pulled is not None:
+                self.full_at = min(self.full_at, repull_due(pulled, repull_interval, int(key, 16)))
+
     def plan_full(self, now: float, repull_interval: float | None, keys: Mapping[str, str]) -> None:
         """After a full pass: when the next one is due (periodic, or the first re-pull)."""
         due = now + FULL_RECHECK

@@ -333,6 +333,9 @@ class CachedImageReconciler:
         classes.cached = track.cached_count(pulls.active.keys())
         if full:
             track.plan_full(now, pacing.repull_interval, self.index.keys)
+        else:
+            pulled = [self.index.keys[n] for n in settled if n in self.index.keys]
+            track.note_cached([*pulled, *classes.reported], pacing.repull_interval)
         wakeups = pulls.wakeups + classes.wakeups + [max(MIN_REQUEUE, track.full_at - now)]
         targets = track.targets
         incompatible = track.incompatible

@@ -102,3 +102,14 @@ def test_incremental_passes_pick_the_same_candidates_as_a_full_one() -> None:
         assert partial.candidates[:12] == full.candidates[:12], step
         assert partial.failed == full.failed
         assert track.cached_count(pulling=()) == full.cached
+
+
+def test_a_node_cached_after_the_full_pass_brings_the_next_full_pass_to_its_repull() -> None:
+    all_nodes = nodes(3)
+    state = ImageState("uid", REF)
+    track = built(all_nodes, state)
+    track.plan_full(1000.0, 60.0, keys_of(all_nodes))
+    assert track.full_at == 1000.0 + 600.0  # nothing cached: only the periodic pass
+    state.record_success("n001", when(1010.0), None)
+    track.note_cached([nodecache.node_key("n001")], 60.0)
+    assert 1070.0 <= track.full_at <= 1076.0  # 1m after the pull, stretched by up to 10 %
