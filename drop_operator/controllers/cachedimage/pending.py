@@ -112,18 +112,17 @@ class Track:
                 continue
             self.uncached.add(name)
             if key is not None and name not in failures:
-                self.fresh.append((key, name))
+                if rebuild:
+                    self.fresh.append((key, name))
+                else:
+                    heapq.heappush(self.fresh, (key, name))
         if rebuild:
             heapq.heapify(self.fresh)
-        else:
-            self._compact()
-
-    def _compact(self) -> None:
-        """Keep the heap's stale entries bounded (they are dropped lazily by :meth:`first_fresh`)."""
-        if len(self.fresh) > 2 * len(self.uncached) + 64:
+        elif len(self.fresh) > 2 * len(self.uncached) + 64:
+            # Stale entries (dropped lazily by first_fresh) outgrew the live ones: rebuild the heap.
             failures = self.state.failures
             self.fresh = [(k, n) for k, n in set(self.fresh) if n in self.uncached and n not in failures]
-        heapq.heapify(self.fresh)
+            heapq.heapify(self.fresh)
 
     # -- reading -------------------------------------------------------------------------------------
 
