@@ -19,6 +19,8 @@ _.finalizers  # ObjectMeta, as the API server sends it
 
 # Attributes and protocol methods set or called by libraries.
 _.user_agent  # kubernetes_asyncio ApiClient reads it for every request
+_._trust_env  # aiohttp ClientSession reads it for every request
+_.proxy_headers  # kubernetes_asyncio RESTClientObject reads it from the Configuration
 _.ignore_aliases  # yaml.SafeDumper calls it
 _.exc_type  # __aexit__ protocol
 _.tb  # __aexit__ protocol

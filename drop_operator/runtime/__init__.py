@@ -8,7 +8,7 @@ graceful shutdown.
 
 from drop_operator.runtime import predicates
 from drop_operator.runtime.client import KubeClient
-from drop_operator.runtime.controller import Controller, Reconcile, Result
+from drop_operator.runtime.controller import Controller, Reconcile, Result, Trigger
 from drop_operator.runtime.errors import ApiError
 from drop_operator.runtime.events import EventRecorder
 from drop_operator.runtime.informer import Informer
@@ -30,6 +30,7 @@ __all__ = [
     "Reconcile",
     "Resource",
     "Result",
+    "Trigger",
     "object_key",
     "predicates",
     "split_key",

@@ -72,6 +72,23 @@ def controller_owner_key(obj: Obj, owner_kind: str, *, owner_namespaced: bool = 
     return None
 
 
+class Trigger:
+    """Keys raised from inside the process, for the controllers that watch it (controller-runtime's
+    ``source.Channel``): a reconciler that learns during its pass that other objects need a look
+    fires their keys, and the wiring decides who listens (:meth:`Controller.watch_trigger`)."""
+
+    def __init__(self) -> None:
+        self._sinks: list[Callable[[str], None]] = []
+
+    def connect(self, sink: Callable[[str], None]) -> None:
+        self._sinks.append(sink)
+
+    def fire(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            for sink in self._sinks:
+                sink(key)
+
+
 class Controller:
     """Created through ``Manager.controller``; runs only while this instance leads."""
 
@@ -116,6 +133,7 @@ class Controller:
         *,
         owner_namespaced: bool = False,
         predicates: Sequence[Predicate] = (),
+        events: Collection[EventType] = ALL_EVENTS,
     ) -> None:
         """Reconcile the controlling owner (of ``owner_kind``) when an owned object changes.
 
@@ -127,7 +145,7 @@ class Controller:
             key = controller_owner_key(obj, owner_kind, owner_namespaced=owner_namespaced)
             return (key,) if key else ()
 
-        self.watch_mapped(informer, owner, predicates=predicates)
+        self.watch_mapped(informer, owner, predicates=predicates, events=events)
 
     def watch_mapped(
         self,
@@ -176,6 +194,10 @@ class Controller:
             on_update=on_update if "update" in events else None,
             on_delete=on_delete if "delete" in events else None,
         )
+
+    def watch_trigger(self, trigger: Trigger) -> None:
+        """Reconcile the keys fired on ``trigger``."""
+        trigger.connect(self.queue.add)
 
     def _enqueue_all(self, keys: Iterable[str]) -> None:
         for key in keys:

@@ -16,7 +16,7 @@ Times are unix seconds (wall clock), as stored in the cached-nodes annotation an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,9 @@ class NodeClasses:
     listed" rule of :func:`~.imagelist.image_listing`)."""
     wakeups: list[float] = field(default_factory=list)
     """Seconds until a backoff ends or a re-pull comes due."""
+    recheck: list[str] = field(default_factory=list)
+    """Nodes whose list lacks the image while a recent pull is still within the report grace: look
+    at them again when the grace ends."""
 
 
 def classify_nodes(
@@ -160,6 +163,7 @@ def classify_nodes(
                 pulled_at = None
             else:
                 out.wakeups.append(pulled_at + REPORT_GRACE - now)
+                out.recheck.append(name)
         if (
             pulled_at is None
             and image_pull_policy == "IfNotPresent"
@@ -239,16 +243,15 @@ def tolerations_of(spec: CachedImageSpec) -> list[Toleration]:
     return [*spec.tolerations, Toleration(key=spec.warm_up.taint_key, operator="Exists")]
 
 
-def warming_nodes(targets: Mapping[str, Obj], spec: CachedImageSpec) -> set[str]:
-    """Target nodes that still carry the image's warming taint (none without ``warmUp``)."""
+def warming_nodes(targets: Set[str], spec: CachedImageSpec, tainted: Callable[[str], Set[str]]) -> set[str]:
+    """Target nodes that still carry the image's warming taint (none without ``warmUp``).
+
+    ``tainted(key)`` gives the nodes carrying a taint with that key (the node index's
+    :meth:`~.targetindex.TargetIndex.tainted`), so this costs no scan of the targets.
+    """
     if spec.warm_up is None:
         return set()
-    key = spec.warm_up.taint_key
-    return {
-        name
-        for name, node in targets.items()
-        if any(t.get("key") == key for t in (node.get("spec") or {}).get("taints") or ())
-    }
+    return set(targets & tainted(spec.warm_up.taint_key))
 
 
 def warming_first(candidates: list[str], warming: Set[str]) -> list[str]:

@@ -49,6 +49,7 @@ __all__ = [
     "runs_platform",
     "select_targets",
     "split_by_platform",
+    "targeting_fingerprint",
     "tolerates",
     "tolerates_taint",
 ]
@@ -159,16 +160,10 @@ def node_images(node: Obj) -> set[str]:
     return names
 
 
-def node_fingerprint(node: Obj) -> str:
-    """A digest of everything target selection and caching look at on a node.
-
-    Node status is rewritten by every kubelet heartbeat; comparing fingerprints lets the node
-    handler wake image reconciles only when labels, taints, cordon, readiness, deletion or the
-    reported image list really changed.
-    """
+def _targeting_parts(node: Obj) -> list[str]:
     meta = node.get("metadata") or {}
     spec = node.get("spec") or {}
-    parts = [
+    return [
         repr(sorted((meta.get("labels") or {}).items())),
         repr(
             sorted(
@@ -180,6 +175,25 @@ def node_fingerprint(node: Obj) -> str:
         readiness(node),
         str(_has_ready_condition(node)),
         str(bool(meta.get("deletionTimestamp"))),
-        repr(sorted(node_images(node))),
     ]
+
+
+def _digest(parts: list[str]) -> str:
     return hashlib.sha1("\0".join(parts).encode(), usedforsecurity=False).hexdigest()
+
+
+def targeting_fingerprint(node: Obj) -> str:
+    """A digest of everything :func:`is_target`, :func:`runs_platform` and warming look at on a
+    node: labels, taints, cordon, readiness, deletion. Equal fingerprints mean the node is a target
+    of exactly the same images as before."""
+    return _digest(_targeting_parts(node))
+
+
+def node_fingerprint(node: Obj) -> str:
+    """A digest of everything target selection and caching look at on a node.
+
+    Node status is rewritten by every kubelet heartbeat; comparing fingerprints lets the node
+    handler wake image reconciles only when labels, taints, cordon, readiness, deletion or the
+    reported image list really changed (:func:`targeting_fingerprint` plus :func:`node_images`).
+    """
+    return _digest([*_targeting_parts(node), repr(sorted(node_images(node)))])

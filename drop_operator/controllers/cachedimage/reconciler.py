@@ -9,16 +9,23 @@ The shell of a pass; the decisions are the pure functions of :mod:`.decide`. One
    :func:`~.decide.classify_nodes` says which target nodes need a pull.
 4. **Apply**: under the pool's lock, count pulls in flight (informer + ledger of unseen creations)
    and create the pods :func:`~.pacing.decide_admission` allows.
-5. **Status** and the cached-nodes annotation are written only when they changed, with transition
-   Events; finished pods are deleted once their result is stored in the object.
+5. **Status** and the cached-nodes annotation are written only when they changed (while pulls go
+   on, a change of counts alone at most every :data:`FLUSH_INTERVAL`), with transition Events;
+   finished pods are deleted once their result is stored in the object, the pulled ones of a
+   flush in one ``deletecollection``.
 6. **Requeue** when the next timer (backoff, min delay, deadline, re-pull) is due.
 
-Nothing here blocks on a full pool: the pass ends, and a pod finishing anywhere in the pool wakes
-the images that were waiting for room.
+Nothing here scans the cluster: target nodes come from :class:`~.targetindex.TargetIndex` (kept up
+to date by node events, which enqueue only the images a change concerns), and a pass classifies
+only the nodes :class:`~.pending.Track` says it has to. Nothing blocks on a full pool either: the
+pass ends, and the pass of an image whose pull ended hands the room it does not use to the images
+waiting in the pool, best first (:meth:`CachedImageReconciler._hand_over`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -32,30 +39,37 @@ from drop_operator.controllers.cachedimage.decide import (
     Pulls,
     classify_nodes,
     count_nodes,
+    deadline_slack,
     read_pulls,
     rollout_event,
     tolerations_of,
     warming_first,
     warming_nodes,
 )
-from drop_operator.controllers.cachedimage.nodes import node_name, select_targets, split_by_platform
+from drop_operator.controllers.cachedimage.imagelist import reported_names
+from drop_operator.controllers.cachedimage.nodes import node_name
 from drop_operator.controllers.cachedimage.pacing import (
     DEFAULT_POOL,
     Admission,
     Demand,
     Pacing,
     PendingPull,
+    PoolGate,
     PoolGates,
     Priority,
     decide_admission,
     priority,
     reserved_slots,
 )
+from drop_operator.controllers.cachedimage.pending import Track
 from drop_operator.controllers.cachedimage.platforms import LABELS_ONLY, KnownPlatforms, PlatformResolver
 from drop_operator.controllers.cachedimage.pullpods import (
     COMPONENT,
     LABEL_COMPONENT,
+    LABEL_IMAGE,
+    LABEL_NODE,
     LABEL_POOL,
+    LABEL_REFERENCE,
     PodRequest,
     PullPod,
     build_pull_pod,
@@ -64,19 +78,20 @@ from drop_operator.controllers.cachedimage.pullpods import (
 )
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts, PlatformView, build_status
-from drop_operator.controllers.common import label_value, meta, nodecache
+from drop_operator.controllers.cachedimage.targetindex import TargetIndex
+from drop_operator.controllers.common import label_value, meta, nodecache, short_hash
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
-from drop_operator.runtime import ApiError, EventRecorder, Informer, KubeClient, Result
+from drop_operator.runtime import ApiError, EventRecorder, Informer, KubeClient, Result, Trigger
 from drop_operator.runtime.clock import Clock, RealClock
 from drop_operator.runtime.logging import get_logger
 from drop_operator.runtime.memory import KeyedMemory
 from drop_operator.runtime.resources import PODS
 
 __all__ = [
+    "ACTIVE_POOL_INDEX",
     "IMAGES_BY_POOL",
     "OWNER_INDEX",
-    "POOL_INDEX",
     "CachedImageReconciler",
     "image_pool",
     "is_pull_pod",
@@ -90,13 +105,17 @@ Obj = dict[str, Any]
 
 OWNER_INDEX = "cachedimage.owner-uid"
 """Pods by the uid of their controlling CachedImage."""
-POOL_INDEX = "cachedimage.pool"
-"""Pull pods by the (label form of the) pool they were admitted under."""
+ACTIVE_POOL_INDEX = "cachedimage.active-pool"
+"""Pull pods in flight (:func:`~.pullpods.is_active`) by the (label form of the) pool they were
+admitted under: what admission counts, read without parsing every pod of the pool."""
 IMAGES_BY_POOL = "cachedimage.pool-of-image"
 """CachedImages by their pacing pool (:func:`pool_of`, on the raw object)."""
 
 FLUSH_INTERVAL = 10.0
-"""At most one cached-nodes annotation write per image per interval while pulls go on."""
+"""At most one cached-nodes annotation write, and one status write that changes only counts, per
+image per interval while pulls go on."""
+DELETE_BATCH = 100
+"""Pulled pods deleted by one ``deletecollection`` at most (bounds the label selector's length)."""
 POOL_RECHECK = 5.0
 """Fallback re-check of an image waiting for room in its pool (pod events normally wake it first)."""
 MIN_REQUEUE = 0.05
@@ -122,13 +141,36 @@ def _raw_rank(image: Obj) -> int | None:
     return rank if isinstance(rank, int) else None
 
 
+def _labels(obj: Obj) -> dict[str, str]:
+    labels: dict[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
 def is_pull_pod(pod: Obj) -> bool:
-    return meta(pod).labels.get(LABEL_COMPONENT) == COMPONENT
+    """Read on every pod event and pass: the raw labels, without parsing the metadata."""
+    return _labels(pod).get(LABEL_COMPONENT) == COMPONENT
 
 
 def pool_label(pod: Obj) -> str:
     """The (label form of the) pool a pull pod was admitted under."""
-    return meta(pod).labels.get(LABEL_POOL, "")
+    return _labels(pod).get(LABEL_POOL, "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(reference: str, digest: str | None) -> frozenset[str]:
+    return frozenset(reported_names(reference, digest))
+
+
+def _material(status: dict[str, object]) -> dict[str, object]:
+    """A status without what changes with every pull (counts in flight, messages, times): when only
+    those changed, the write may wait while pulls go on."""
+    out = {k: v for k, v in status.items() if k not in ("cachedNodes", "pullingNodes", "lastPulledTime")}
+    conditions = status.get("conditions")
+    if isinstance(conditions, list):
+        out["conditions"] = [
+            (c.get("type"), c.get("status"), c.get("reason")) for c in conditions if isinstance(c, dict)
+        ]
+    return out
 
 
 def _platform_view(known: KnownPlatforms | None, incompatible: int) -> PlatformView:
@@ -166,10 +208,16 @@ class CachedImageReconciler:
         self.gates = PoolGates(self.clock.now)
         self.states: KeyedMemory[ImageState] = KeyedMemory()
         self.waiting: dict[str, set[str]] = {}
-        self.node_epoch = 0
-        """Bumped by every node change that may give images new candidates (:meth:`nodes_changed`)."""
-        self.passed: dict[str, int] = {}
-        """Image key -> the node epoch of its last pass: its stated demand is current when equal."""
+        self.index = TargetIndex()
+        """Target nodes by targeting, reported images by node (fed by :meth:`node_event`)."""
+        self.tracks: dict[str, Track] = {}
+        self.passed: set[str] = set()
+        """Images whose stated demand is current: they had a pass since the last node change that
+        concerned them."""
+        self.parsed: dict[str, dict[str, tuple[str, PullPod]]] = {}
+        """Image key -> pod uid -> (resourceVersion, the pod parsed): a pod is parsed once per change."""
+        self.wake = Trigger()
+        """Images a pass wakes (:meth:`_hand_over`); the wiring makes the controller watch it."""
         self.totals = metrics.NodeTotals()
         self.platforms = (
             PlatformResolver(client, settings.namespace, clock=self.clock.now)
@@ -183,28 +231,52 @@ class CachedImageReconciler:
     def pulls_in_flight(self) -> float:
         return float(sum(1 for p in self.pods.list() if is_pull_pod(p) and is_active(p)))
 
-    def nodes_changed(self, _node: Obj) -> list[str]:
-        """A node changed in what targeting looks at: every image, whose demands are now stale.
+    def node_event(self, node: Obj) -> list[str]:
+        """A node was added, changed or deleted: the images it concerns (:meth:`TargetIndex.update`
+        with the node as the cache holds it now, or its deletion), whose demands are now stale.
 
-        The map function of the node watch. Until an image has had its pass, admission in its pool
-        keeps a slot for it when it ranks better (:meth:`_reserved`), so whichever image the queue
-        hands a worker first, the best-ranked one gets the room.
+        The map function of the node watch. It is called with the old and the new state of an
+        update; the index takes the cache's current state either way, so the second call finds
+        nothing new.
+
+        Until such an image has had its pass, admission in its pool keeps a slot for it when it
+        ranks better (:meth:`_reserved`), so whichever image the queue hands a worker first, the
+        best-ranked one gets the room.
         """
-        self.node_epoch += 1
-        return self.images.keys()
+        current = self.nodes.get(node_name(node))
+        keys = self.index.update(current) if current is not None else self.index.update(node, deleted=True)
+        self.passed -= keys
+        return sorted(keys)
 
     def take_waiting(self, pod: Obj) -> list[str]:
-        """A pull of some pool ended: the images waiting for room in that pool, which stop waiting.
+        """A pull of some pool ended and no pass of its own image will hand the room over (the image
+        is gone, or uses another pool now): the images waiting for room in that pool.
 
         The map function of the pull-ended watch: the controller enqueues what it returns.
         """
         label = pool_label(pod)
+        owner = self._owner(pod)
+        if (
+            owner is not None
+            and label_value(image_pool(owner)) == label
+            and not meta(owner).deletion_timestamp
+        ):
+            return []  # the owner's pass hands over what it does not use
         woken: list[str] = []
         for pool, keys in list(self.waiting.items()):
             if label_value(pool) == label:
                 woken.extend(keys)
                 keys.clear()
         return woken
+
+    def _owner(self, pod: Obj) -> Obj | None:
+        """The pod's controlling CachedImage, if the cache holds it (the same object: same uid)."""
+        for ref in (pod.get("metadata") or {}).get("ownerReferences") or ():
+            if ref.get("controller") and ref.get("kind") == CACHED_IMAGES.kind and ref.get("name"):
+                found = self.images.get(str(ref["name"]))
+                if found is not None and (found.get("metadata") or {}).get("uid") == ref.get("uid"):
+                    return found
+        return None
 
     # -- reconcile ---------------------------------------------------------------------------------
 
@@ -220,25 +292,31 @@ class CachedImageReconciler:
         pool = pool_of(image)
         pacing, pull_policy_problem = self._pacing(pool)
         state = self._recall(key, image, pacing)  # recall
-        self.passed[key] = self.node_epoch
+        self.passed.add(key)
         now = self.clock.wall()
-        all_nodes = self.nodes.list()
         tolerations = tolerations_of(image.spec)
         known = (
             self.platforms.lookup(image.reference, [s.name for s in image.spec.image_pull_secrets])
             if self.platforms is not None
             else LABELS_ONLY
         )
-        targets, incompatible = split_by_platform(
-            select_targets(all_nodes, image.spec.node_selector, tolerations),
-            known.platforms if known is not None else None,
+        # Targets from the index; only the nodes that changed or still wait are looked at.
+        targeting, members = self.index.register(
+            key, image.spec.node_selector, tolerations, _names(image.reference, state.digest)
         )
-        warming = warming_nodes(targets, image.spec)
-        state.prune({node_name(n) for n in all_nodes})
+        dirty = self.index.take_dirty(key)
+        track, full = self._track(key, state, targeting, known, members, dirty, now)
+        state.prune(self.index.names)
 
         pulls = await self._settle_pulls(obj, image, state, pacing, now)  # decide + record results
+        warming = warming_nodes(track.targets, image.spec, self.index.tainted)
+        if full:
+            check: set[str] = track.targets
+        else:
+            fresh = pacing.max_concurrent_nodes + pacing.max_concurrent_pulls + len(pulls.active)
+            check = track.check(dirty, fresh=fresh, warming=warming)
         classes = classify_nodes(
-            targets,
+            {n: self.index.nodes[n] for n in check},
             state,
             pulling=pulls.active.keys(),
             reference=image.reference,
@@ -248,7 +326,19 @@ class CachedImageReconciler:
         )
         classes.candidates = warming_first(classes.candidates, warming)
         self._remember_reports(obj, image, state, classes, now)
-        wakeups = pulls.wakeups + classes.wakeups
+        settled = [p.node for p in pulls.finished]
+        track.refresh([*check, *settled], self.index.keys)
+        track.unflushed |= bool(settled or classes.reported or classes.gone)
+        track.watch = {*classes.candidates, *classes.recheck}
+        classes.cached = track.cached_count(pulls.active.keys())
+        if full:
+            track.plan_full(now, pacing.repull_interval, self.index.keys)
+        else:
+            pulled = [self.index.keys[n] for n in settled if n in self.index.keys]
+            track.note_cached([*pulled, *classes.reported], pacing.repull_interval)
+        wakeups = pulls.wakeups + classes.wakeups + [max(MIN_REQUEUE, track.full_at - now)]
+        targets = track.targets
+        incompatible = track.incompatible
 
         started: list[str] = []  # apply
         if known is None and classes.candidates and pull_policy_problem is None:
@@ -274,9 +364,12 @@ class CachedImageReconciler:
                 warming=bool(warming.intersection(classes.candidates)),
             )
             wakeups += wakeup
+            if started:
+                # The pods' deadline: no pod event wakes the image before its pull ends.
+                wakeups.append(pacing.pull_timeout + deadline_slack(pacing.pull_timeout))
         else:
             self.gates.drop_demand(key)
-        counts = count_nodes(targets.keys(), classes, state, pulling=pulls.active.keys(), started=started)
+        counts = count_nodes(targets, classes, state, pulling=pulls.active.keys(), started=started)
         self.totals.set(key, {s: getattr(counts, s) for s in metrics.STATES})
 
         state.rolling_out, reason, note = rollout_event(
@@ -284,30 +377,53 @@ class CachedImageReconciler:
         )
         if reason is not None and note is not None:
             self._event(obj, "Normal", reason, note, "Pull")
-        await self._write_status(  # status, only if changed
+        status_in = await self._write_status(  # status, only if changed
             obj,
             image,
             state,
+            track,
             counts=counts,
             failing_nodes=classes.failing_nodes,
             pull_policy_problem=pull_policy_problem,
             warming=len(warming),
             platforms=_platform_view(known, len(incompatible)),
         )
-        wakeups += await self._clean_up(image, state, pulls, pulling_now=counts.pulling > 0)
+        if status_in is not None:
+            wakeups.append(status_in)
+        wakeups += await self._clean_up(image, state, track, pulls, pulling_now=counts.pulling > 0)
+        if pull_policy_problem is None:
+            self._hand_over(key, pool, pacing, priority(key, image.spec.rank))
         return Result(requeue_after=max(MIN_REQUEUE, min(wakeups))) if wakeups else None  # next check
 
     # -- steps -------------------------------------------------------------------------------------
+
+    def _track(  # noqa: PLR0917 - one call site, all positional facts of the pass
+        self,
+        key: str,
+        state: ImageState,
+        targeting: str,
+        known: KnownPlatforms | None,
+        members: set[str],
+        dirty: set[str],
+        now: float,
+    ) -> tuple[Track, bool]:
+        """The image's :class:`~.pending.Track`, brought up to date; True when this pass is full."""
+        platforms = known.platforms if known is not None else None
+        track = self.tracks.get(key)
+        if track is not None and track.fits(state, targeting, platforms) and now < track.full_at:
+            track.apply_dirty(dirty, members, self.index.nodes, self.index.keys)
+            return track, False
+        if track is None or not track.fits(state, targeting, platforms):
+            track = self.tracks[key] = Track(state, targeting, platforms)
+        track.rebuild(members, self.index.nodes, self.index.keys)
+        track.unflushed = True
+        return track, True
 
     async def _settle_pulls(
         self, obj: Obj, image: CachedImage, state: ImageState, pacing: Pacing, now: float
     ) -> Pulls:
         """Read the image's pull pods; record each new result (the pod is deleted in ``_clean_up``)."""
-        pods = [
-            PullPod.parse(p, now=now)
-            for p in self.pods.by_index(OWNER_INDEX, image.metadata.uid or "")
-            if is_pull_pod(p)
-        ]
+        pods = self._pull_pods(image)
         for pod in pods:
             self.gates.observe(pod.name)  # counted from the cache now, and until deleted
         pulls = read_pulls(pods, reference=image.reference, pacing=pacing, now=now)
@@ -319,6 +435,24 @@ class CachedImageReconciler:
                 state.recorded.add(pod.uid)
         state.recorded &= pulls.live_uids
         return pulls
+
+    def _pull_pods(self, image: CachedImage) -> list[PullPod]:
+        """The image's pull pods, each parsed once per change (by uid and resourceVersion)."""
+        key = image.metadata.name
+        before = self.parsed.get(key, {})
+        now_parsed: dict[str, tuple[str, PullPod]] = {}
+        now = self.clock.wall()
+        for raw in self.pods.by_index(OWNER_INDEX, image.metadata.uid or ""):
+            raw_meta = raw.get("metadata") or {}
+            uid, version = str(raw_meta.get("uid") or ""), str(raw_meta.get("resourceVersion") or "")
+            found = before.get(uid)
+            if found is None or found[0] != version:
+                if not is_pull_pod(raw):
+                    continue
+                found = (version, PullPod.parse(raw, now=now))
+            now_parsed[uid] = found
+        self.parsed[key] = now_parsed
+        return [pod for _, pod in now_parsed.values()]
 
     async def _start_pulls(
         self,
@@ -350,24 +484,56 @@ class CachedImageReconciler:
         return started, wakeups
 
     async def _clean_up(
-        self, image: CachedImage, state: ImageState, pulls: Pulls, *, pulling_now: bool
+        self, image: CachedImage, state: ImageState, track: Track, pulls: Pulls, *, pulling_now: bool
     ) -> list[float]:
         """Delete finished pods once their result is stored in the object, so a crash loses nothing.
 
         A failure is stored in status (written before this); a success in the cached-nodes
         annotation, which is written at most every :data:`FLUSH_INTERVAL` while pulls go on:
-        until then the pulled pods stay, and the returned wakeup says when to flush.
+        until then the pulled pods stay, and the returned wakeup says when to flush. The pods of a
+        flush that ran to completion go in one request (:meth:`_delete_succeeded`).
         """
         for pod in pulls.finished:
             if pod.outcome.state != "pulled":
                 await self._delete(pod)
-        flush_in = await self._flush_cached_nodes(image, state, pulling_now=pulling_now)
+        flush_in = await self._flush_cached_nodes(image, state, track, pulling_now=pulling_now)
         if flush_in is not None:
             return [flush_in]
-        for pod in pulls.finished:
-            if pod.outcome.state == "pulled":
+        pulled = [pod for pod in pulls.finished if pod.outcome.state == "pulled"]
+        succeeded = [
+            pod
+            for pod in pulled
+            if pod.reference == image.reference and (pod.obj.get("status") or {}).get("phase") == "Succeeded"
+        ]
+        if len(succeeded) < 2:
+            succeeded = []
+        batched = {id(pod) for pod in succeeded}
+        for pod in pulled:
+            if id(pod) not in batched:
                 await self._delete(pod)
+        await self._delete_succeeded(image, succeeded)
         return []
+
+    async def _delete_succeeded(self, image: CachedImage, pods: list[PullPod]) -> None:
+        """Delete these pulled pods of the image's current reference with ``deletecollection``.
+
+        The selector names the image, the reference and each pod's node, and only pods that
+        ``Succeeded``: a pull pod's name is one per (image, reference, node), so nothing else
+        matches, and a newer pod on one of these nodes (a re-pull) has not succeeded yet.
+        """
+        selector = (
+            f"{LABEL_COMPONENT}={COMPONENT},{LABEL_IMAGE}={label_value(image.metadata.name)},"
+            f"{LABEL_REFERENCE}={short_hash(image.reference)}"
+        )
+        nodes = sorted({short_hash(pod.node) for pod in pods})
+        for start in range(0, len(nodes), DELETE_BATCH):
+            batch = ",".join(nodes[start : start + DELETE_BATCH])
+            await self.client.delete_collection(
+                PODS,
+                self.settings.namespace,
+                label_selector=f"{selector},{LABEL_NODE} in ({batch})",
+                field_selector="status.phase=Succeeded",
+            )
 
     def _remember_reports(
         self, obj: Obj, image: CachedImage, state: ImageState, classes: NodeClasses, now: float
@@ -456,11 +622,11 @@ class CachedImageReconciler:
         the top image is about to ask for."""
         reserved = reserved_slots(mine, demands, now=self.clock.now())
         for other in self.images.by_index(IMAGES_BY_POOL, pool):
-            other_meta = meta(other)
-            other_key = other_meta.name
-            if other_key == key or other_meta.deletion_timestamp:
+            other_meta = other.get("metadata") or {}
+            other_key = str(other_meta.get("name") or "")
+            if other_key == key or other_meta.get("deletionTimestamp"):
                 continue
-            if self.passed.get(other_key, -1) >= self.node_epoch:
+            if other_key in self.passed:
                 continue  # its demand (or none) is current
             if priority(other_key, _raw_rank(other)) < mine:
                 reserved += 1
@@ -480,9 +646,12 @@ class CachedImageReconciler:
     ) -> tuple[Admission, list[str]]:
         gate = self.gates.gate(pool)
         namespace = self.settings.namespace
-        started: list[str] = []
+        bodies: list[tuple[str, dict[str, Any]]] = []
         async with gate.lock:
-            pool_pods = [p for p in self.pods.by_index(POOL_INDEX, label_value(pool)) if is_active(p)]
+            # No await from reading the counts to recording the admitted pods in the ledger: the
+            # creations below run outside the lock, already counted, so the next admission in the
+            # pool never waits for the API server's answers to this one.
+            pool_pods = self.pods.by_index(ACTIVE_POOL_INDEX, label_value(pool))
             unseen = gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None)
             node_in_flight = Counter(pod_node(p) for p in pool_pods)
             node_in_flight.update(p.node for p in unseen)
@@ -515,28 +684,80 @@ class CachedImageReconciler:
                     operator_image_pull_secrets=self.settings.operator_image_pull_secrets,
                 )
                 body = build_pull_pod(request)
-                name = body["metadata"]["name"]
-                gate.record(PendingPull(name, image.metadata.name, node, self.clock.now()))
-                try:
-                    await self.client.create(PODS, body, namespace=namespace)
-                except ApiError as err:
-                    if err.already_exists:
-                        continue  # a pod from an earlier pass; the ledger keeps counting it until seen
-                    gate.forget(name)
-                    self._event(
-                        obj, "Warning", "PullPodFailed", f"could not create pull pod: {err}", "Create"
-                    )
-                    log.warning("creating pull pod failed", node=node, error=str(err))
-                    break
-                started.append(node)
+                gate.record(
+                    PendingPull(body["metadata"]["name"], image.metadata.name, node, self.clock.now())
+                )
+                bodies.append((node, body))
+            started_now = set(admission.start)
             self._state_demand(
                 key,
                 pool,
                 mine,
-                [n for n in candidates if n not in started and node_in_flight[n] < pacing.max_pulls_per_node],
-                room=pacing.max_concurrent_nodes - image_in_flight - len(started),
+                [
+                    n
+                    for n in candidates
+                    if n not in started_now and node_in_flight[n] < pacing.max_pulls_per_node
+                ],
+                room=pacing.max_concurrent_nodes - image_in_flight - len(started_now),
             )
+        created = await asyncio.gather(*(self._create_pull(obj, gate, node, body) for node, body in bodies))
+        started = [node for node, ok in zip(admission.start, created, strict=True) if ok]
         return admission, started
+
+    async def _create_pull(self, obj: Obj, gate: PoolGate, node: str, body: dict[str, Any]) -> bool:
+        """Create one admitted pull pod (already in the ledger); True when it started now."""
+        name = body["metadata"]["name"]
+        try:
+            await self.client.create(PODS, body, namespace=self.settings.namespace)
+        except ApiError as err:
+            if err.already_exists:
+                return False  # a pod from an earlier pass; the ledger keeps counting it until seen
+            gate.forget(name)
+            self._event(obj, "Warning", "PullPodFailed", f"could not create pull pod: {err}", "Create")
+            log.warning("creating pull pod failed", node=node, error=str(err))
+            return False
+        return True
+
+    def _hand_over(self, key: str, pool: str, pacing: Pacing, mine: Priority) -> None:
+        """Wake the images waiting for room in ``pool``, best first, as far as there is room now.
+
+        Run at the end of every pass: the pass of an image whose pull ended has taken what it was
+        entitled to, and what is left goes to the waiting images that rank best, at once, instead of
+        to whichever image a pull-ended event happened to wake. An image that is waiting itself
+        (room it could not use: its nodes are busy) passes it on only to waiting images ranked after
+        it that still could start something, so a chain of hand-overs always ends.
+        """
+        waiting = self.waiting.get(pool)
+        if not waiting:
+            return
+        gate = self.gates.gate(pool)
+        if key in waiting:
+            takers = {o for o in waiting if (d := gate.demands.get(o)) is not None and d.priority > mine}
+        else:
+            takers = waiting - {key}
+        if not takers:
+            return
+        namespace = self.settings.namespace
+        in_flight = len(self.pods.by_index(ACTIVE_POOL_INDEX, label_value(pool)))
+        in_flight += len(gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None))
+        room = pacing.max_concurrent_pulls - in_flight
+        if room <= 0:
+            return
+        last = (2, 0, "")  # after every priority: no demand stated
+
+        def rank(other: str) -> Priority:
+            demand = gate.demands.get(other)
+            return demand.priority if demand is not None else last
+
+        woken: list[str] = []
+        for other in sorted(takers, key=rank):
+            if room <= 0:
+                break
+            waiting.discard(other)
+            demand = gate.demands.get(other)
+            room -= demand.slots if demand is not None else 1
+            woken.append(other)
+        self.wake.fire(woken)
 
     def _state_demand(self, key: str, pool: str, mine: Priority, free: list[str], *, room: int) -> None:
         """Leave what the image still could start as its demand in the pool: its ``free`` candidates
@@ -561,13 +782,15 @@ class CachedImageReconciler:
         obj: Obj,
         image: CachedImage,
         state: ImageState,
+        track: Track,
         *,
         counts: NodeCounts,
         failing_nodes: set[str],
         pull_policy_problem: str | None,
         warming: int,
         platforms: PlatformView,
-    ) -> None:
+    ) -> float | None:
+        """Write status if it changed; returns when to look again if a write was put off."""
         last_pulled = state.last_pulled.replace(microsecond=0) if state.last_pulled else None
         status = build_status(
             image.status,
@@ -582,30 +805,48 @@ class CachedImageReconciler:
             platforms=platforms,
         )
         wire = status.to_json()
+        if wire == state.written_status:
+            return None
         stored = CachedImageStatus.model_validate(obj.get("status") or {}).to_json()
-        if wire in (stored, state.written_status):
-            return
+        if wire == stored:
+            return None
+        # While pulls go on, counts alone are written at most every FLUSH_INTERVAL; anything else
+        # (conditions, failures, targets, the end of the rollout) at once.
+        since = state.written_status if state.written_status is not None else stored
+        if counts.pulling and track.status_at is not None and _material(wire) == _material(since):
+            wait = track.status_at + FLUSH_INTERVAL - self.clock.now()
+            if wait > 0:
+                return wait
         try:
             await self.client.patch_status(CACHED_IMAGES, image.metadata.name, {"status": wire})
         except ApiError as err:
             if err.not_found:
-                return
+                return None
             raise
         state.written_status = wire
+        track.status_at = self.clock.now()
+        return None
 
     async def _flush_cached_nodes(
-        self, image: CachedImage, state: ImageState, *, pulling_now: bool
+        self, image: CachedImage, state: ImageState, track: Track, *, pulling_now: bool
     ) -> float | None:
-        """Write the cached-nodes annotation if it changed; at most every FLUSH_INTERVAL while pulling."""
-        encoded = nodecache.encode(
-            image.reference, state.cached, keep={nodecache.node_key(node_name(n)) for n in self.nodes.list()}
-        )
+        """Write the cached-nodes annotation if it changed; at most every FLUSH_INTERVAL while pulling.
+
+        Encoded only when a pass changed what the image's memory holds (``track.unflushed``).
+        """
+        if not track.unflushed:
+            return None
         current = image.metadata.annotations.get(nodecache.ANNOTATION)
-        if encoded in (current, state.written_annotation) or (current is None and not state.cached):
+        if current is None and not state.cached:
+            track.unflushed = False
             return None
         wait = state.last_flush + FLUSH_INTERVAL - self.clock.now()
         if pulling_now and wait > 0:
             return wait
+        encoded = nodecache.encode(image.reference, state.cached, keep=self.index.keys.values())
+        if encoded in (current, state.written_annotation):
+            track.unflushed = False
+            return None
         try:
             await self.client.patch(
                 CACHED_IMAGES,
@@ -618,6 +859,7 @@ class CachedImageReconciler:
             raise
         state.written_annotation = encoded
         state.last_flush = self.clock.now()
+        track.unflushed = False
         return None
 
     def _event(self, obj: Obj, type_: str, reason: str, note: str, action: str) -> None:
@@ -627,7 +869,10 @@ class CachedImageReconciler:
     def _forget(self, key: str) -> None:
         self.states.forget(key)
         self.gates.drop_demand(key)
-        self.passed.pop(key, None)
+        self.passed.discard(key)
+        self.index.forget(key)
+        self.tracks.pop(key, None)
+        self.parsed.pop(key, None)
         self.totals.remove(key)
         for keys in self.waiting.values():
             keys.discard(key)

@@ -23,6 +23,11 @@ def parse_time(value: Any) -> datetime | None:
     """A ``metav1.Time`` string as an aware UTC datetime; None for anything else."""
     if not isinstance(value, str):
         return None
+    if len(value) == 20 and value[10] == "T" and value[19] == "Z":  # the common case, without strptime
+        try:
+            return datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
+        except ValueError:
+            return None
     try:
         return datetime.strptime(value, _FORMAT).replace(tzinfo=UTC)
     except ValueError:

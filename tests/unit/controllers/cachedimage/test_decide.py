@@ -160,10 +160,11 @@ def test_gating_images_tolerate_their_warming_taint_and_pull_there_first() -> No
     assert [t.key for t in tolerations_of(spec)] == ["gpu", "drop.corewire.io/warming"]
     plain = spec.model_copy(update={"warm_up": None})
     assert [t.key for t in tolerations_of(plain)] == ["gpu"]
-    targets = {
-        "old": {"spec": {"taints": []}},
-        "new": {"spec": {"taints": [{"key": "drop.corewire.io/warming", "effect": "NoSchedule"}]}},
-    }
-    assert warming_nodes(targets, spec) == {"new"}
-    assert warming_nodes(targets, plain) == set()
+    tainted = {"drop.corewire.io/warming": {"new", "not-a-target"}, "gpu": {"old"}}
+
+    def by_key(key: str) -> set[str]:
+        return tainted.get(key, set())
+
+    assert warming_nodes({"old", "new"}, spec, by_key) == {"new"}
+    assert warming_nodes({"old", "new"}, plain, by_key) == set()
     assert warming_first(["a", "new", "b"], {"new"}) == ["new", "a", "b"]
