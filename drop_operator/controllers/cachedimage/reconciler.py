@@ -62,6 +62,7 @@ from drop_operator.controllers.cachedimage.pullpods import (
     is_active,
     pod_node,
 )
+from drop_operator.controllers.cachedimage.records import NodeRecords
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts, PlatformView, build_status
 from drop_operator.controllers.common import label_value, meta, nodecache
@@ -150,6 +151,7 @@ class CachedImageReconciler:
         policies: Informer,
         nodes: Informer,
         pods: Informer,
+        records: Informer,
         recorder: EventRecorder | None,
         clock: Clock | None = None,
         rand: Callable[[], float] = random.random,
@@ -160,6 +162,7 @@ class CachedImageReconciler:
         self.policies = policies
         self.nodes = nodes
         self.pods = pods
+        self.records = NodeRecords(client, records, settings.namespace)
         self.recorder = recorder
         self.clock = clock or RealClock()
         self.rand = rand
@@ -405,7 +408,7 @@ class CachedImageReconciler:
             return ImageState.load(
                 uid,
                 image.reference,
-                image.metadata.annotations.get(nodecache.ANNOTATION),
+                self.records.stored(image),
                 recent=list(image.status.recent_failures) if previous is None else [],
                 pacing=pacing,
                 rand=self.rand,
@@ -596,29 +599,15 @@ class CachedImageReconciler:
     async def _flush_cached_nodes(
         self, image: CachedImage, state: ImageState, *, pulling_now: bool
     ) -> float | None:
-        """Write the cached-nodes annotation if it changed; at most every FLUSH_INTERVAL while pulling."""
-        encoded = nodecache.encode(
-            image.reference, state.cached, keep={nodecache.node_key(node_name(n)) for n in self.nodes.list()}
+        """Write the image's record if it changed; at most every FLUSH_INTERVAL while pulling."""
+        return await self.records.flush(
+            image,
+            state,
+            keep={nodecache.node_key(node_name(n)) for n in self.nodes.list()},
+            pulling_now=pulling_now,
+            now=self.clock.now(),
+            interval=FLUSH_INTERVAL,
         )
-        current = image.metadata.annotations.get(nodecache.ANNOTATION)
-        if encoded in (current, state.written_annotation) or (current is None and not state.cached):
-            return None
-        wait = state.last_flush + FLUSH_INTERVAL - self.clock.now()
-        if pulling_now and wait > 0:
-            return wait
-        try:
-            await self.client.patch(
-                CACHED_IMAGES,
-                image.metadata.name,
-                {"metadata": {"annotations": {nodecache.ANNOTATION: encoded}}},
-            )
-        except ApiError as err:
-            if err.not_found:
-                return None
-            raise
-        state.written_annotation = encoded
-        state.last_flush = self.clock.now()
-        return None
 
     def _event(self, obj: Obj, type_: str, reason: str, note: str, action: str) -> None:
         if self.recorder is not None:
