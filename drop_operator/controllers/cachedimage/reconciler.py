@@ -9,7 +9,7 @@ The shell of a pass; the decisions are the pure functions of :mod:`.decide`. One
    :func:`~.decide.classify_nodes` says which target nodes need a pull.
 4. **Apply**: under the pool's lock, count pulls in flight (informer + ledger of unseen creations)
    and create the pods :func:`~.pacing.decide_admission` allows.
-5. **Status** and the cached-nodes annotation are written only when they changed, with transition
+5. **Status** and the node record (:mod:`.records`) are written only when they changed, with transition
    Events; finished pods are deleted once their result is stored in the object.
 6. **Requeue** when the next timer (backoff, min delay, deadline, re-pull) is due.
 
@@ -97,7 +97,7 @@ IMAGES_BY_POOL = "cachedimage.pool-of-image"
 """CachedImages by their pacing pool (:func:`pool_of`, on the raw object)."""
 
 FLUSH_INTERVAL = 10.0
-"""At most one cached-nodes annotation write per image per interval while pulls go on."""
+"""At most one node-record write per image per interval while pulls go on."""
 POOL_RECHECK = 5.0
 """Fallback re-check of an image waiting for room in its pool (pod events normally wake it first)."""
 MIN_REQUEUE = 0.05
@@ -357,8 +357,8 @@ class CachedImageReconciler:
     ) -> list[float]:
         """Delete finished pods once their result is stored in the object, so a crash loses nothing.
 
-        A failure is stored in status (written before this); a success in the cached-nodes
-        annotation, which is written at most every :data:`FLUSH_INTERVAL` while pulls go on:
+        A failure is stored in status (written before this); a success in the image's node record,
+        which is written at most every :data:`FLUSH_INTERVAL` while pulls go on:
         until then the pulled pods stay, and the returned wakeup says when to flush.
         """
         for pod in pulls.finished:

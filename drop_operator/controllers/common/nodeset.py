@@ -119,9 +119,16 @@ class CachedNodes(MutableMapping[str, float]):
     def from_pairs(cls, pairs: Iterable[tuple[int, int]], *, table: NodeTable | None = None) -> CachedNodes:
         """A set from ``(integer node key, unix second)`` pairs, as the record decoder yields them."""
         out = cls(table=table)
+        acquire, times = out._table.acquire, out._times
         for key, when in pairs:
-            out.put(key, when)
-        out.version = 0
+            slot = acquire(key)
+            if slot >= len(times):
+                times.frombytes(bytes(times.itemsize * (out._table.capacity - len(times))))
+            if times[slot]:
+                out._table.release(slot)  # a key given twice: held once
+            else:
+                out._count += 1
+            times[slot] = min(max(int(when), 1), _MAX_SECOND)
         return out
 
     # -- the integer interface (encoding, pruning) -------------------------------------------------
