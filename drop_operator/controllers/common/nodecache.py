@@ -114,24 +114,20 @@ def _uvarint(value: int) -> bytes:
 def encode(
     reference: str,
     pulled: Mapping[str, float],
-    keep: Iterable[str] | None = None,
     *,
     limit: int = MAX_RECORD_BYTES,
 ) -> bytes:
     """The version-2 payload of ``{node key: unix time pulled}`` (a dict or a :class:`CachedNodes`).
 
-    ``keep`` (node keys of existing nodes), when given, prunes every other entry. At most ``limit``
-    bytes: the most recent minutes are kept, and of the minute that does not fit whole, the nodes
-    with the lowest keys.
+    At most ``limit`` bytes: the most recent minutes are kept, and of the minute that does not fit
+    whole, the nodes with the lowest keys.
     """
-    allowed = {key_of(k) for k in keep} if keep is not None else None
     items: Iterable[tuple[int, float]] = (
         pulled.pairs() if isinstance(pulled, CachedNodes) else ((key_of(k), t) for k, t in pulled.items())
     )
     groups: dict[int, list[int]] = {}
     for key, when in items:
-        if allowed is None or key in allowed:
-            groups.setdefault(max(0, int(when) // 60), []).append(key)
+        groups.setdefault(max(0, int(when) // 60), []).append(key)
     out = bytearray((_VERSION,))
     out += _reference_hash(reference)
     previous: int | None = None

@@ -56,10 +56,9 @@ def test_the_compact_set_encodes_like_the_dict_it_replaces() -> None:
     assert nodecache.encode(REF, CachedNodes(pulled.items())) == nodecache.encode(REF, pulled)
 
 
-def test_encoding_is_stable_and_pruned() -> None:
+def test_encoding_is_stable() -> None:
     a, b = nodecache.node_key("a"), nodecache.node_key("b")
     assert nodecache.encode(REF, {a: 60.0, b: 120.0}) == nodecache.encode(REF, {b: 120.0, a: 60.0})
-    assert set(nodecache.decode(REF, nodecache.encode(REF, {a: 60.0, b: 120.0}, keep=[a]))) == {a}
     empty = nodecache.encode(REF, {})
     assert len(empty) == 5 and nodecache.decode(REF, empty) == {}
 
