@@ -16,6 +16,9 @@ ALLOWED = [
     ("create", "pods", "{ns}"),
     ("delete", "pods", "{ns}"),
     ("watch", "pods", "{ns}"),
+    ("create", "configmaps", "{ns}"),  # the images' node records
+    ("patch", "configmaps", "{ns}"),
+    ("watch", "configmaps", "{ns}"),
     ("create", "leases.coordination.k8s.io", "{ns}"),
     ("create", "events.events.k8s.io", "{ns}"),
     ("watch", "nodes", ""),
@@ -32,6 +35,8 @@ DENIED = [
     ("get", "secrets", "kube-system"),
     ("create", "pods", "default"),
     ("list", "pods", "default"),
+    ("list", "configmaps", "default"),
+    ("delete", "configmaps", "{ns}"),  # records go with their CachedImage (garbage collector)
     ("update", "nodes", ""),
     ("delete", "nodes", ""),
     ("update", "discoverypolicies.drop.corewire.io", ""),  # spec belongs to the user

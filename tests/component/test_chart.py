@@ -191,6 +191,7 @@ EXPECTED_CLUSTER_GRANTS = (
 EXPECTED_NAMESPACE_GRANTS = (
     {("", "secrets", "get")}
     | {("", "pods", v) for v in ("get", "list", "watch", "create", "delete", "deletecollection")}
+    | {("", "configmaps", v) for v in ("list", "watch", "create", "patch")}
     | {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "patch")}
     | {("events.k8s.io", "events", v) for v in ("create", "patch")}
 )

@@ -45,7 +45,7 @@ REPORT_GRACE = 90.0
 """Seconds after a pull during which absence from ``status.images`` is not believed: the kubelet
 refreshes its image list every 30 s and posts node status every 10 s, so a fresh pull shows up
 within ~40 s; the rest is margin for a loaded node. After a restart pull times come from the
-cached-nodes annotation, rounded down to the minute, so the grace can be up to 60 s shorter then."""
+image's node record, rounded down to the minute, so the grace can be up to 60 s shorter then."""
 
 Listing = Literal["present", "gone", "unknown"]
 Obj = Mapping[str, Any]

@@ -9,10 +9,10 @@ The shell of a pass; the decisions are the pure functions of :mod:`.decide`. One
    :func:`~.decide.classify_nodes` says which target nodes need a pull.
 4. **Apply**: under the pool's lock, count pulls in flight (informer + ledger of unseen creations)
    and create the pods :func:`~.pacing.decide_admission` allows.
-5. **Status** and the cached-nodes annotation are written only when they changed (while pulls go
-   on, a change of counts alone at most every :data:`FLUSH_INTERVAL`), with transition Events;
-   finished pods are deleted once their result is stored in the object, the pulled ones of a
-   flush in one ``deletecollection``.
+5. **Status** and the node record (:mod:`.records`) are written only when they changed (while
+   pulls go on, a change of counts alone at most every :data:`FLUSH_INTERVAL`), with transition
+   Events; finished pods are deleted once their result is stored, the pulled ones of a flush in
+   one ``deletecollection``.
 6. **Requeue** when the next timer (backoff, min delay, deadline, re-pull) is due.
 
 Nothing here scans the cluster: target nodes come from :class:`~.targetindex.TargetIndex` (kept up
@@ -76,10 +76,11 @@ from drop_operator.controllers.cachedimage.pullpods import (
     is_active,
     pod_node,
 )
+from drop_operator.controllers.cachedimage.records import NodeRecords
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.controllers.cachedimage.status import NodeCounts, PlatformView, build_status
 from drop_operator.controllers.cachedimage.targetindex import TargetIndex
-from drop_operator.controllers.common import label_value, meta, nodecache, short_hash
+from drop_operator.controllers.common import label_value, meta, short_hash
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime import ApiError, EventRecorder, Informer, KubeClient, Result, Trigger
@@ -112,8 +113,8 @@ IMAGES_BY_POOL = "cachedimage.pool-of-image"
 """CachedImages by their pacing pool (:func:`pool_of`, on the raw object)."""
 
 FLUSH_INTERVAL = 10.0
-"""At most one cached-nodes annotation write, and one status write that changes only counts, per
-image per interval while pulls go on."""
+"""At most one node-record write, and one status write that changes only counts, per image per
+interval while pulls go on."""
 DELETE_BATCH = 100
 """Pulled pods deleted by one ``deletecollection`` at most (bounds the label selector's length)."""
 POOL_RECHECK = 5.0
@@ -192,6 +193,7 @@ class CachedImageReconciler:
         policies: Informer,
         nodes: Informer,
         pods: Informer,
+        records: Informer,
         recorder: EventRecorder | None,
         clock: Clock | None = None,
         rand: Callable[[], float] = random.random,
@@ -202,6 +204,7 @@ class CachedImageReconciler:
         self.policies = policies
         self.nodes = nodes
         self.pods = pods
+        self.records = NodeRecords(client, records, settings.namespace)
         self.recorder = recorder
         self.clock = clock or RealClock()
         self.rand = rand
@@ -488,10 +491,10 @@ class CachedImageReconciler:
     ) -> list[float]:
         """Delete finished pods once their result is stored in the object, so a crash loses nothing.
 
-        A failure is stored in status (written before this); a success in the cached-nodes
-        annotation, which is written at most every :data:`FLUSH_INTERVAL` while pulls go on:
-        until then the pulled pods stay, and the returned wakeup says when to flush. The pods of a
-        flush that ran to completion go in one request (:meth:`_delete_succeeded`).
+        A failure is stored in status (written before this); a success in the image's node record,
+        which is written at most every :data:`FLUSH_INTERVAL` while pulls go on: until then the
+        pulled pods stay, and the returned wakeup says when to flush. The pods of a flush that ran
+        to completion go in one request (:meth:`_delete_succeeded`).
         """
         for pod in pulls.finished:
             if pod.outcome.state != "pulled":
@@ -571,7 +574,7 @@ class CachedImageReconciler:
             return ImageState.load(
                 uid,
                 image.reference,
-                image.metadata.annotations.get(nodecache.ANNOTATION),
+                self.records.stored(image),
                 recent=list(image.status.recent_failures) if previous is None else [],
                 pacing=pacing,
                 rand=self.rand,
@@ -830,37 +833,23 @@ class CachedImageReconciler:
     async def _flush_cached_nodes(
         self, image: CachedImage, state: ImageState, track: Track, *, pulling_now: bool
     ) -> float | None:
-        """Write the cached-nodes annotation if it changed; at most every FLUSH_INTERVAL while pulling.
+        """Write the image's node record if it changed; at most every FLUSH_INTERVAL while pulling.
 
-        Encoded only when a pass changed what the image's memory holds (``track.unflushed``).
+        Only when a pass changed what the image's memory holds (``track.unflushed``).
         """
         if not track.unflushed:
             return None
-        current = image.metadata.annotations.get(nodecache.ANNOTATION)
-        if current is None and not state.cached:
+        wait = await self.records.flush(
+            image,
+            state,
+            keep=set(self.index.keys.values()),
+            pulling_now=pulling_now,
+            now=self.clock.now(),
+            interval=FLUSH_INTERVAL,
+        )
+        if wait is None:
             track.unflushed = False
-            return None
-        wait = state.last_flush + FLUSH_INTERVAL - self.clock.now()
-        if pulling_now and wait > 0:
-            return wait
-        encoded = nodecache.encode(image.reference, state.cached, keep=self.index.keys.values())
-        if encoded in (current, state.written_annotation):
-            track.unflushed = False
-            return None
-        try:
-            await self.client.patch(
-                CACHED_IMAGES,
-                image.metadata.name,
-                {"metadata": {"annotations": {nodecache.ANNOTATION: encoded}}},
-            )
-        except ApiError as err:
-            if err.not_found:
-                return None
-            raise
-        state.written_annotation = encoded
-        state.last_flush = self.clock.now()
-        track.unflushed = False
-        return None
+        return wait
 
     def _event(self, obj: Obj, type_: str, reason: str, note: str, action: str) -> None:
         if self.recorder is not None:

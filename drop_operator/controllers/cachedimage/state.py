@@ -2,7 +2,9 @@
 
 Memory is the working copy; the API server holds what must survive a restart, in bounded form:
 
-* cached nodes -> the ``drop.corewire.io/cached-nodes`` annotation (see :mod:`.nodecache`),
+* cached nodes -> the image's record, an owned ConfigMap (see
+  :mod:`~drop_operator.controllers.common.nodecache`), written by :mod:`.records`; in memory a
+  compact :class:`~drop_operator.controllers.common.nodeset.CachedNodes` (4 bytes per node),
 * failures -> ``status.recentFailures`` (at most ten, one entry per node, newest first); on start
   the backoff of those nodes is seeded from it, so a restart does not retry every failing node at
   once. Failure counts of nodes beyond those ten restart from one.
@@ -18,6 +20,7 @@ from drop_operator.api import NodeFailure
 from drop_operator.api.cachedimage import MAX_RECENT_FAILURES
 from drop_operator.controllers.cachedimage.pacing import Pacing, backoff_delay
 from drop_operator.controllers.common import nodecache
+from drop_operator.controllers.common.nodeset import CachedNodes
 
 __all__ = ["ImageState", "NodeFailureState"]
 
@@ -39,7 +42,7 @@ class ImageState:
 
     uid: str
     reference: str
-    cached: dict[str, float] = field(default_factory=dict)
+    cached: CachedNodes = field(default_factory=CachedNodes)
     """Node key -> unix time of the last successful pull."""
     failures: dict[str, NodeFailureState] = field(default_factory=dict)
     """Node name -> failure state (cleared by a success)."""
@@ -52,7 +55,8 @@ class ImageState:
     last_pulled: datetime | None = None
     rolling_out: bool = False
     written_status: dict[str, object] | None = None
-    written_annotation: str | None = None
+    written_version: int | None = None
+    """``cached.version`` when the record last held exactly ``cached`` (None: not known to)."""
     last_flush: float = 0.0
 
     @classmethod
@@ -60,15 +64,18 @@ class ImageState:
         cls,
         uid: str,
         reference: str,
-        annotation: str | None,
+        stored: bytes | str | None,
         *,
         recent: Iterable[NodeFailure],
         pacing: Pacing,
         rand: Callable[[], float],
     ) -> ImageState:
-        """Rebuild memory from the object: cached nodes from the annotation, backoff from failures."""
-        state = cls(uid=uid, reference=reference, cached=nodecache.decode(reference, annotation))
-        state.written_annotation = annotation
+        """Rebuild memory from the object: cached nodes from what :func:`~.nodecache.stored` found
+        (the record's payload, or a version-1 annotation to migrate), backoff from failures."""
+        cached = CachedNodes.from_pairs(nodecache.pairs(reference, stored))
+        state = cls(uid=uid, reference=reference, cached=cached)
+        if isinstance(stored, bytes):
+            state.written_version = cached.version  # the record holds it already
         for failure in recent:
             if failure.node in state.failures:
                 continue
@@ -113,6 +120,6 @@ class ImageState:
         return state
 
     def prune(self, existing_nodes: set[str]) -> None:
-        """Forget failures of nodes that no longer exist (cached keys are pruned when encoding)."""
+        """Forget failures of nodes that no longer exist (cached keys are pruned when flushing)."""
         for node in [n for n in self.failures if n not in existing_nodes]:
             del self.failures[node]

@@ -36,6 +36,7 @@ from drop_operator.controllers.common import (
     MANAGED_BY,
     controller_uid,
     meta,
+    nodecache,
     pull_policy_of,
 )
 from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
@@ -43,7 +44,7 @@ from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.runtime.controller import EventType
 from drop_operator.runtime.manager import Manager
 from drop_operator.runtime.predicates import generation_changed
-from drop_operator.runtime.resources import NODES, PODS, object_key
+from drop_operator.runtime.resources import CONFIG_MAPS, NODES, PODS, object_key
 
 __all__ = ["CONTROLLER_NAME", "POD_SELECTOR", "node_changed", "pull_changed", "pull_ended", "setup"]
 
@@ -101,6 +102,9 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     policies = manager.informer(PULL_POLICIES)
     nodes = manager.informer(NODES)
     pods = manager.informer(PODS, namespace=settings.namespace, label_selector=POD_SELECTOR)
+    records = manager.informer(
+        CONFIG_MAPS, namespace=settings.namespace, label_selector=nodecache.RECORD_SELECTOR
+    )
     pods.ensure_index(OWNER_INDEX, _owner_uid)
     pods.ensure_index(ACTIVE_POOL_INDEX, _active_pool_of_pod)
     images.ensure_index(IMAGES_BY_PULL_POLICY, pull_policy_of)
@@ -113,6 +117,7 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
         policies=policies,
         nodes=nodes,
         pods=pods,
+        records=records,
         recorder=manager.event_recorder("drop-operator-cachedimage"),
     )
     controller = manager.controller(CONTROLLER_NAME, reconciler.reconcile, workers=max(2, settings.workers))

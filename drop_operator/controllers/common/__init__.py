@@ -1,7 +1,8 @@
 """The controller kit: the small helpers every reconciler needs, written once.
 
 Controllers may import this package; they still never import each other (import-linter checks
-both). Nothing here holds state or talks to the API server.
+both). Nothing here talks to the API server; the one piece of state is the process's table of node
+keys that the compact cached-node sets share (:mod:`.nodeset`).
 """
 
 from drop_operator.controllers.common.coalesce import STATUS_MAX_DELAY, STATUS_QUIET, status_base

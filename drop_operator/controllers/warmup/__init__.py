@@ -1,6 +1,6 @@
 """Warm-up: a node's warming taint goes once the images gating it are cached there (or after maxWait).
 
-It reads CachedImages (``spec.warmUp`` and the cached-nodes annotation) and patches Nodes; it meets
+It reads CachedImages (``spec.warmUp``) and their node records (ConfigMaps) and patches Nodes; it meets
 the node-caching reconciler only through those objects.
 """
 

@@ -11,8 +11,9 @@ A node is *warming* while it carries a taint whose key is the ``warmUp.taintKey`
   ``NoSchedule``/``NoExecute`` taint of the node other than the warming taints and the transient
   taints of node lifecycle (``node.kubernetes.io/*``, ``node.cloudprovider.kubernetes.io/*``, which
   go on their own; while they are there, the image cannot be pulled, so the node waits);
-* the cached-nodes annotation of the image does not list the node (see
-  :mod:`drop_operator.controllers.common.nodecache`);
+* the image's record (the ConfigMap the node-caching reconciler keeps, or before it has one the
+  version-1 cached-nodes annotation; see :mod:`drop_operator.controllers.common.nodecache`) does
+  not list the node;
 * the node is younger than the gate's ``maxWait`` (age from ``metadata.creationTimestamp``, the
   moment the node registered with its startup taints).
 
@@ -35,6 +36,7 @@ __all__ = [
     "Gate",
     "Release",
     "Verdict",
+    "cached_keys",
     "decide",
     "gates_node",
     "warming_keys",
@@ -64,23 +66,29 @@ class Gate:
     """``(os, architecture)`` pairs the image has; empty: unknown, every node can run it."""
 
     @classmethod
-    def of(cls, image: CachedImage) -> Gate | None:
-        """The gate of ``image``, or ``None`` when it has no ``warmUp`` or is being deleted."""
+    def of(cls, image: CachedImage, cached: frozenset[str] = frozenset()) -> Gate | None:
+        """The gate of ``image`` whose image is on the nodes with keys ``cached``
+        (:func:`cached_keys`), or ``None`` when it has no ``warmUp`` or is being deleted."""
         warm_up = image.spec.warm_up
         if warm_up is None or image.metadata.deleting:
             return None
-        cached = nodecache.decode(image.reference, image.metadata.annotations.get(nodecache.ANNOTATION))
         return cls(
             name=image.metadata.name,
             taint_key=warm_up.taint_key,
             max_wait=parse_duration(warm_up.max_wait),
             node_selector=dict(image.spec.node_selector),
             tolerations=tuple(image.spec.tolerations),
-            cached=frozenset(cached),
+            cached=cached,
             platforms=frozenset(
                 (parts[0], parts[1]) for p in image.status.platforms if len(parts := p.split("/")) >= 2
             ),
         )
+
+
+def cached_keys(image: CachedImage, record: Obj | None) -> frozenset[str]:
+    """Keys of the nodes holding the image: from its record (a ConfigMap), or from the version-1
+    annotation while it has none."""
+    return frozenset(nodecache.decode(image.reference, nodecache.stored(record, image.metadata.annotations)))
 
 
 def _taints(node: Obj) -> list[Obj]:

@@ -10,8 +10,11 @@ The shell of a pass over one Node; the decision is :func:`~.decide.decide`:
    added or removed concurrently (by a user, the node lifecycle controller) is never overwritten: a
    conflict retries on the fresh node. Then an Event on the node and the duration metric.
 5. No status of its own: the gating CachedImages count their warming nodes (``status.warmingNodes``).
-6. **Requeue** when the first ``maxWait`` ends; cached-nodes annotations and node changes wake it
-   through the watches before that.
+6. **Requeue** when the first ``maxWait`` ends; the images' records (which nodes hold them) and
+   node changes wake it through the watches before that.
+
+A record is decoded once per version (its ``resourceVersion``) and reference, not once per node: a
+burst of joining nodes reads each gating image's set from memory.
 
 The operator never adds a warming taint. A node without one (never tainted, or untainted by hand) is
 never written to.
@@ -22,13 +25,13 @@ from __future__ import annotations
 from typing import Any
 
 from drop_operator.api import DEFAULT_WARMING_TAINT, CachedImage
-from drop_operator.controllers.common import first_and_more, meta
+from drop_operator.controllers.common import first_and_more, meta, nodecache
 from drop_operator.controllers.warmup import metrics
-from drop_operator.controllers.warmup.decide import Gate, Release, decide
+from drop_operator.controllers.warmup.decide import Gate, Release, cached_keys, decide
 from drop_operator.runtime import ApiError, EventRecorder, Informer, KubeClient, Result
 from drop_operator.runtime.clock import Clock, RealClock
 from drop_operator.runtime.logging import get_logger
-from drop_operator.runtime.memory import Expectations
+from drop_operator.runtime.memory import Expectations, KeyedMemory
 from drop_operator.runtime.resources import NODES
 
 __all__ = ["IMAGES_BY_WARMING_TAINT", "NODES_BY_TAINT_KEY", "WarmUpReconciler", "warming_taint_of"]
@@ -62,12 +65,18 @@ class WarmUpReconciler:
         *,
         nodes: Informer,
         images: Informer,
+        records: Informer,
+        namespace: str,
         recorder: EventRecorder | None,
         clock: Clock | None = None,
     ) -> None:
         self.client = client
         self.nodes = nodes
         self.images = images
+        self.records = records
+        """The images' records (ConfigMaps in ``namespace``): which nodes hold each image."""
+        self.namespace = namespace
+        self.decoded: KeyedMemory[frozenset[str]] = KeyedMemory()
         self.recorder = recorder
         self.clock = clock or RealClock()
         self.removed: Expectations[None] = Expectations(REMOVAL_TTL, self.clock.now)
@@ -88,7 +97,7 @@ class WarmUpReconciler:
         node_meta = meta(node)  # parse once
         if node_meta.deleting or node_meta.creation_timestamp is None:
             return None
-        gates = [g for g in (Gate.of(CachedImage.from_obj(i)) for i in self._gates_of(node)) if g]
+        gates = [g for g in (self._gate(CachedImage.from_obj(i)) for i in self._gates_of(node)) if g]
         if not gates:
             return None
         uid = node_meta.uid or ""
@@ -123,6 +132,17 @@ class WarmUpReconciler:
         if verdict.recheck_after is not None:
             return Result(requeue_after=max(0.05, verdict.recheck_after))
         return None
+
+    def _gate(self, image: CachedImage) -> Gate | None:
+        if image.spec.warm_up is None:
+            return None
+        key = f"{self.namespace}/{nodecache.record_name(image.metadata.uid or '')}"
+        record = self.records.get(key)
+        if record is None:
+            self.decoded.forget(key)
+            return Gate.of(image, cached_keys(image, None))  # version 1 (an image not migrated yet)
+        identity = (meta(record).resource_version, image.reference)
+        return Gate.of(image, self.decoded.recall(key, identity, lambda _: cached_keys(image, record)))
 
     def _released(self, node: Obj, release: Release) -> None:
         metrics.WARM_UP_DURATION.labels(outcome=release.outcome).observe(release.waited)

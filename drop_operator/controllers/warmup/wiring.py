@@ -3,8 +3,10 @@
 Every trigger goes through the controller's watch API:
 
 * Nodes (adds, and changes of taints or labels) reconcile themselves;
-* CachedImages with ``warmUp`` (any change: the cached-nodes annotation is what matters, and it is
-  not a spec change) reconcile the nodes carrying their warming taint, found by an index.
+* CachedImages with ``warmUp`` (any change, also of a version-1 cached-nodes annotation, which is
+  not a spec change) reconcile the nodes carrying their warming taint, found by an index;
+* the images' records (ConfigMaps saying which nodes hold each image) do the same for the image
+  that owns them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from drop_operator.controllers.common import nodecache
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
 from drop_operator.controllers.warmup.reconciler import (
@@ -21,7 +24,7 @@ from drop_operator.controllers.warmup.reconciler import (
     warming_taint_of,
 )
 from drop_operator.runtime.manager import Manager
-from drop_operator.runtime.resources import NODES, object_key
+from drop_operator.runtime.resources import CONFIG_MAPS, NODES, object_key
 
 __all__ = ["CONTROLLER_NAME", "gates_warm_up", "setup", "taints_or_labels_changed"]
 
@@ -57,10 +60,18 @@ def setup(manager: Manager, settings: OperatorSettings) -> WarmUpReconciler:
     """Register the informers, indexes, watches and the controller; returns the reconciler."""
     nodes = manager.informer(NODES)
     images = manager.informer(CACHED_IMAGES)
+    records = manager.informer(
+        CONFIG_MAPS, namespace=settings.namespace, label_selector=nodecache.RECORD_SELECTOR
+    )
     nodes.ensure_index(NODES_BY_TAINT_KEY, _taint_keys)
     images.ensure_index(IMAGES_BY_WARMING_TAINT, _warming_taint)
     reconciler = WarmUpReconciler(
-        manager.client, nodes=nodes, images=images, recorder=manager.event_recorder("drop-operator-warmup")
+        manager.client,
+        nodes=nodes,
+        images=images,
+        records=records,
+        namespace=settings.namespace,
+        recorder=manager.event_recorder("drop-operator-warmup"),
     )
     controller = manager.controller(CONTROLLER_NAME, reconciler.reconcile, workers=settings.workers)
     controller.watch_for(nodes, predicates=(taints_or_labels_changed,))
@@ -70,4 +81,11 @@ def setup(manager: Manager, settings: OperatorSettings) -> WarmUpReconciler:
         return [object_key(n) for n in nodes.by_index(NODES_BY_TAINT_KEY, key)] if key else []
 
     controller.watch_mapped(images, warming_nodes, predicates=(gates_warm_up,))
+
+    def record_of_gate(record: Obj) -> list[str]:
+        owners = (record.get("metadata") or {}).get("ownerReferences") or ()
+        found = (images.get(str(o.get("name"))) for o in owners if o.get("kind") == CACHED_IMAGES.kind)
+        return [node for image in found if image is not None for node in warming_nodes(image)]
+
+    controller.watch_mapped(records, record_of_gate)
     return reconciler

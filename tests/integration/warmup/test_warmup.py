@@ -9,8 +9,9 @@ from typing import Any
 from prometheus_client import REGISTRY
 
 from drop_operator.controllers.common import nodecache, parse_time
-from drop_operator.runtime import KubeClient
-from drop_operator.runtime.resources import EVENTS, NODES, PODS
+from drop_operator.controllers.kinds import CACHED_IMAGES
+from drop_operator.runtime import ApiError, KubeClient
+from drop_operator.runtime.resources import CONFIG_MAPS, EVENTS, NODES, PODS
 from tests.infra.waiting import eventually
 from tests.integration.cachedimage.conftest import GROUP_LABEL, Env
 from tests.integration.warmup.conftest import WARMING, WARMING_TAINT, Operator
@@ -23,12 +24,18 @@ def tainted(node: Obj) -> bool:
 
 
 async def cached_on(env: Env, image: str, node: str) -> bool:
-    obj = await env.kube.get(
-        __import__("drop_operator.controllers.kinds").controllers.kinds.CACHED_IMAGES, image
-    )
+    """Whether the image's record (its ConfigMap, read at the API server) lists the node."""
+    obj = await env.kube.get(CACHED_IMAGES, image)
     reference = f"{obj['spec']['image']}:{obj['spec']['tag']}"
-    annotation = obj["metadata"].get("annotations", {}).get(nodecache.ANNOTATION)
-    return nodecache.node_key(node) in nodecache.decode(reference, annotation)
+    try:
+        record = await env.kube.get(
+            CONFIG_MAPS, nodecache.record_name(obj["metadata"]["uid"]), namespace=env.namespace
+        )
+    except ApiError as err:
+        if err.not_found:
+            return False
+        raise
+    return nodecache.node_key(node) in nodecache.decode(reference, nodecache.record_payload(record))
 
 
 async def warming_node(env: Env, name: str) -> str:

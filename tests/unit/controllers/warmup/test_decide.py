@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 from drop_operator.api import CachedImage, Toleration
 from drop_operator.controllers.common import nodecache
-from drop_operator.controllers.warmup.decide import Gate, decide, gates_node
+from drop_operator.controllers.warmup.decide import Gate, cached_keys, decide, gates_node
 
 KEY = "drop.corewire.io/warming"
 Obj = dict[str, Any]
@@ -115,24 +117,24 @@ def test_two_warming_keys_are_decided_apart() -> None:
     assert verdict.holding == {"ci/warm": ["b"]}
 
 
-def test_gate_of_an_image_reads_warm_up_and_the_cached_nodes_annotation() -> None:
+def test_gate_of_an_image_reads_warm_up_and_the_cached_nodes() -> None:
     reference = "registry.test/app:1"
+    n1, n2 = nodecache.node_key("n1"), nodecache.node_key("n2")
+    ref_hash = hashlib.sha1(reference.encode(), usedforsecurity=False).hexdigest()[:8]
     image = CachedImage.from_obj(
         {
-            "metadata": {
-                "name": "app",
-                "annotations": {
-                    nodecache.ANNOTATION: nodecache.encode(reference, {nodecache.node_key("n1"): 60.0})
-                },
-            },
+            "metadata": {"name": "app", "annotations": {nodecache.ANNOTATION: f"v1;{ref_hash};{n1}:1"}},
             "spec": {"image": "registry.test/app", "tag": "1", "warmUp": {"maxWait": "2m"}},
             "status": {"platforms": ["linux/amd64", "linux/arm64/v8"]},
         }
     )
-    found = Gate.of(image)
+    found = Gate.of(image, cached_keys(image, None))  # not migrated yet: the version-1 annotation
     assert found is not None
     assert (found.taint_key, found.max_wait) == (KEY, 120.0)
-    assert found.cached == {nodecache.node_key("n1")}
+    assert found.cached == {n1}
     assert found.platforms == {("linux", "amd64"), ("linux", "arm64")}
+    payload = base64.b64encode(nodecache.encode(reference, {n2: 60.0})).decode()
+    record = {"binaryData": {nodecache.RECORD_KEY: payload}}
+    assert cached_keys(image, record) == {n2}  # the record, once there, is what counts
     plain = image.model_copy(update={"spec": image.spec.model_copy(update={"warm_up": None})})
     assert Gate.of(plain) is None
