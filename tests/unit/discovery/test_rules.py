@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 from yarl import URL
@@ -363,24 +362,26 @@ def test_invalid_image_filter(pattern: str) -> None:
     assert "not a valid regular expression" in err.value.message
 
 
+@pytest.mark.timeout(60)
 def test_catastrophic_image_filter_is_bounded() -> None:
-    start = time.monotonic()
+    # Unbounded, this match runs for hours: the error can only come from the match timeout, and the
+    # generous pytest timeout turns a missing bound into a failure instead of a hang. How long the
+    # bound takes is the benchmark's business, not this test's (the machine may be loaded).
     with pytest.raises(InvalidImageFilterError) as err:
         rank(
             [SourceCandidates("s", [Candidate(SLOW_IMAGE, 1)])],
             image_filter=ImageFilter(CATASTROPHIC, match_timeout=0.2),
         )
-    assert time.monotonic() - start < 2
     assert "catastrophic backtracking" in err.value.message
 
 
+@pytest.mark.timeout(60)
 def test_total_budget_bounds_many_slow_matches() -> None:
     images = [Candidate(SLOW_IMAGE.replace("b:", f"b{i}:"), 1) for i in range(50)]
     filt = ImageFilter(r"^docker\.io/library/(a|aa)+b\d?:latest$", match_timeout=0.05, total_budget=0.3)
-    start = time.monotonic()
-    with pytest.raises(InvalidImageFilterError):
+    with pytest.raises(InvalidImageFilterError) as err:
         rank([SourceCandidates("s", images)], image_filter=filt)
-    assert time.monotonic() - start < 1.5
+    assert "catastrophic backtracking" in err.value.message
 
 
 def test_rank_normalizes_merges_weights_and_sorts() -> None:
