@@ -1,12 +1,14 @@
 """Uninstall, as the install guide describes it: delete the CachedImageSets, then ``helm uninstall``.
 
 Everything the operator created goes away: the CachedImages (garbage-collected through their
-owner references), every pull pod, and the leader-election Lease is released (its holder cleared
+owner references) and their node records (ConfigMaps they own), every pull pod, and the
+leader-election Lease is released (its holder cleared
 by the operator on its way out). This scenario ends the session's installation, so it runs last.
 """
 
 from __future__ import annotations
 
+from drop_operator.controllers.common import nodecache
 from e2e.environment import Environment
 from e2e.kube import eventually
 from e2e.scenario import PULL_POD_SELECTOR
@@ -31,6 +33,13 @@ def test_uninstall_removes_what_the_operator_created(env: Environment, applied: 
         lambda: not env.kubectl.items("pods", namespace=env.namespace, selector=PULL_POD_SELECTOR),
         within=60 * env.patience,
         what="pull pods to be gone",
+    )
+    eventually(
+        lambda: (
+            not env.kubectl.items("configmaps", namespace=env.namespace, selector=nodecache.RECORD_SELECTOR)
+        ),
+        within=60 * env.patience,
+        what="the images' node records to be gone",
     )
     lease = env.kubectl.get("lease", env.lease_name, namespace=env.namespace)
     assert lease is None or not lease["spec"].get("holderIdentity"), f"Lease still held: {lease}"

@@ -137,6 +137,22 @@ async def test_a_restart_beyond_the_old_cap_pulls_only_the_nodes_never_recorded(
         assert len(pod_watch.added) == 3
         record = await record_of(env.kube, env.namespace, name)
         assert record is not None and set(record) == everyone
+
+        # The record is owned by the image: the garbage collector deletes it with the image (it
+        # learns new kinds on its discovery resync, 30 s, so a fresh cluster is slow).
+        records, _ = await env.kube.list(
+            CONFIG_MAPS, namespace=env.namespace, label_selector=nodecache.RECORD_SELECTOR
+        )
+        assert len(records) == 1
+        await env.kube.delete(CACHED_IMAGES, name)
+
+        async def record_gone() -> bool:
+            left, _ = await env.kube.list(
+                CONFIG_MAPS, namespace=env.namespace, label_selector=nodecache.RECORD_SELECTOR
+            )
+            return not left
+
+        await eventually(record_gone, 90, "the record garbage-collected with its image", interval=0.5)
     finally:
         with contextlib.suppress(ApiError):
             await env.kube.request(
