@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from drop_operator.controllers.cachedimage.cachefields import NODE_FIELDS, POD_FIELDS
 from drop_operator.controllers.cachedimage.nodes import node_fingerprint
 from drop_operator.controllers.cachedimage.pullpods import is_active
 from drop_operator.controllers.cachedimage.reconciler import (
@@ -78,8 +79,10 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     """Register the informers, indexes, watches and the controller; returns the reconciler."""
     images = manager.informer(CACHED_IMAGES)
     policies = manager.informer(PULL_POLICIES)
-    nodes = manager.informer(NODES)
-    pods = manager.informer(PODS, namespace=settings.namespace, label_selector=POD_SELECTOR)
+    nodes = manager.informer(NODES, fields=NODE_FIELDS)
+    pods = manager.informer(
+        PODS, namespace=settings.namespace, label_selector=POD_SELECTOR, fields=POD_FIELDS
+    )
     pods.ensure_index(OWNER_INDEX, _owner_uid)
     pods.ensure_index(POOL_INDEX, _pool_of_pod)
     images.ensure_index(IMAGES_BY_PULL_POLICY, pull_policy_of)
