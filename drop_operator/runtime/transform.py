@@ -149,10 +149,6 @@ class Fields:
     def __hash__(self) -> int:
         return hash(tuple(self.paths))
 
-    def covers(self, other: Fields) -> bool:
-        """Whether every path of ``other`` is kept here."""
-        return (self | other) == self
-
     @property
     def paths(self) -> list[str]:
         """The kept paths, sorted and minimal (a path below a kept path is not listed)."""
