@@ -21,7 +21,10 @@ what is measured is the cache and the controllers' memory, not pulls in flight.
 ``--detail`` adds one more run with tracemalloc on in the operator (its RSS is not counted) and
 prints the top allocation sites with N cached and the deep size of each informer's cache (bytes
 per cached object by kind). ``--imports`` prints what importing each dependency alone costs.
-``--go-operator PATH`` also measures another operator binary (e.g. a build of the Go
+``--python PATH`` runs the operator and the floors with another interpreter: a virtualenv with
+only the runtime dependencies (``python -m venv V && V/bin/pip install .``) measures what the
+image ships, where a development environment also has packages that the operator's dependencies
+load when present (structlog loads ``rich``). ``--go-operator PATH`` also measures another operator binary (e.g. a build of the Go
 implementation of this API) the same way in each run, for a ratio measured on the same machine at
 the same time.
 
@@ -106,10 +109,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+PYTHON = sys.executable
+"""The interpreter of the operator and of the floors (``--python``)."""
+
+
 def rss_of_imports(modules: tuple[str, ...] = ()) -> float:
     """MiB resident in a fresh interpreter after importing ``modules`` (none: the bare floor)."""
     out = subprocess.run(
-        [sys.executable, "-c", _RSS_SNIPPET, *modules],
+        [PYTHON, "-c", _RSS_SNIPPET, *modules],
         check=True,
         capture_output=True,
         text=True,
@@ -355,7 +362,7 @@ def python_operator(cluster: LocalCluster, workdir: Path, *, report: Path | None
     if trace:
         env["DROP_MEMPROBE_TRACE"] = str(trace)
     args = [
-        sys.executable,
+        PYTHON,
         str(ROOT / "benchmarks" / "memprobe.py"),
         "run",
         "--namespace",
@@ -502,7 +509,12 @@ def main() -> int:
     parser.add_argument("--trace-frames", type=int, default=1, help="tracemalloc frames with --detail")
     parser.add_argument("--imports", action="store_true", help="print the import cost of each dependency")
     parser.add_argument("--go-operator", metavar="PATH", help="also measure this operator binary in each run")
+    parser.add_argument(
+        "--python", metavar="PATH", default=sys.executable, help="interpreter of the operator"
+    )
     args = parser.parse_args()
+    global PYTHON  # noqa: PLW0603  (one setting for every helper, like the module's constants)
+    PYTHON = args.python
 
     floors, clis, run_imports, runs = [], [], [], []
     for i in range(args.runs):
@@ -514,7 +526,7 @@ def main() -> int:
             f"run {i + 1}: {json.dumps({k: v for k, v in runs[-1].items() if k != 'report'})}",
             file=sys.stderr,
         )
-    print(f"RSS in MiB, {args.runs} runs, {args.nodes} nodes, {args.images} CachedImages")
+    print(f"RSS in MiB, {args.runs} runs, {args.nodes} nodes, {args.images} CachedImages, {PYTHON}")
     print(f"{'':<32} {'min':>7} {'median':>7}")
     print(f"{'interpreter (python -c)':<32} {summary(floors)}")
     print(f"{'import drop_operator.cli':<32} {summary(clis)}")
