@@ -63,7 +63,7 @@ from drop_operator.controllers.cachedimage.pullpods import (
     pod_node,
 )
 from drop_operator.controllers.cachedimage.state import ImageState
-from drop_operator.controllers.cachedimage.status import NodeCounts, PlatformView, build_status
+from drop_operator.controllers.cachedimage.status import NodeCounts, PlatformView, build_status, wire_digest
 from drop_operator.controllers.common import label_value, meta, nodecache
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
@@ -583,7 +583,7 @@ class CachedImageReconciler:
         )
         wire = status.to_json()
         stored = CachedImageStatus.model_validate(obj.get("status") or {}).to_json()
-        if wire in (stored, state.written_status):
+        if wire == stored or wire_digest(wire) == state.written_status:
             return
         try:
             await self.client.patch_status(CACHED_IMAGES, image.metadata.name, {"status": wire})
@@ -591,7 +591,7 @@ class CachedImageReconciler:
             if err.not_found:
                 return
             raise
-        state.written_status = wire
+        state.written_status = wire_digest(wire)
 
     async def _flush_cached_nodes(
         self, image: CachedImage, state: ImageState, *, pulling_now: bool

@@ -51,7 +51,8 @@ class ImageState:
     """Bytes, as a kubelet reported the image in ``status.images`` (see :mod:`.imagelist`)."""
     last_pulled: datetime | None = None
     rolling_out: bool = False
-    written_status: dict[str, object] | None = None
+    written_status: bytes | None = None
+    """:func:`~.status.wire_digest` of the status last written (the cache may not show it yet)."""
     written_annotation: str | None = None
     last_flush: float = 0.0
 
