@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -45,7 +46,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from devtools.localcluster import LocalCluster  # noqa: E402
 from devtools.process import free_port  # noqa: E402
 from drop_operator.controllers.kinds import CACHED_IMAGES  # noqa: E402
-from drop_operator.runtime import ApiError, KubeClient  # noqa: E402
+from drop_operator.runtime import KubeClient  # noqa: E402
 from drop_operator.runtime.resources import NAMESPACES, NODES  # noqa: E402
 
 CRD_DIR = ROOT / "manifests" / "crds"
@@ -421,45 +422,29 @@ def measure(
         raise
 
 
-def delete_images(kubeconfig: Path) -> None:
-    """Delete every CachedImage in one request (deletecollection) and wait until they are gone."""
-
-    async def delete() -> None:
-        client = await KubeClient.connect(str(kubeconfig))
-        try:
-            try:
-                await client.request("DELETE", CACHED_IMAGES.path())
-            except ApiError as err:
-                if err.reason != "Timeout":
-                    raise  # a slow server goes on deleting after the client gave up waiting
-            for _ in range(600):
-                items, _ = await client.list(CACHED_IMAGES)
-                if not items:
-                    return
-                await asyncio.sleep(0.5)
-            raise TimeoutError(f"{len(items)} CachedImages still there")
-        finally:
-            await client.close()
-
-    asyncio.run(delete())
+@contextlib.contextmanager
+def fresh_cluster(workdir: Path, nodes: int) -> Iterator[LocalCluster]:
+    """A control plane of its own with drop's CRDs, the operator's namespace and ``nodes`` Nodes."""
+    cluster = LocalCluster(workdir / "cluster", with_controller_manager=False)
+    with cluster:
+        cluster.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
+        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR))
+        asyncio.run(populate_nodes(cluster.kubeconfig, nodes))
+        yield cluster
 
 
 def one_run(args: argparse.Namespace, *, detail: bool = False) -> dict[str, Any]:
+    """One run: drop-operator (and ``--go-operator``) each on a fresh control plane of its own."""
+    result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="drop-memory-bench-") as tmp:
-        workdir = Path(tmp)
-        cluster = LocalCluster(workdir / "cluster", with_controller_manager=False)
-        with cluster:
-            cluster.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
-            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR))
-            asyncio.run(populate_nodes(cluster.kubeconfig, args.nodes))
+        workdir = Path(tmp) / "python"
+        with fresh_cluster(workdir, args.nodes) as cluster:
             report = workdir / "report.json"
             operator = python_operator(
                 cluster, workdir, report=report, trace=args.trace_frames if detail else 0
             )
             try:
-                result: dict[str, Any] = {
-                    "python": measure(cluster, operator, args.images, wait_reconciled=True)
-                }
+                result["python"] = measure(cluster, operator, args.images, wait_reconciled=True)
                 if detail:
                     os.kill(operator.pid, signal.SIGUSR1)
                     for _ in range(300):
@@ -469,14 +454,15 @@ def one_run(args: argparse.Namespace, *, detail: bool = False) -> dict[str, Any]
                     result["report"] = json.loads(report.read_text())
             finally:
                 operator.stop()
-            if args.go_operator and not detail:
-                delete_images(cluster.kubeconfig)
+        if args.go_operator and not detail:
+            workdir = Path(tmp) / "go"
+            with fresh_cluster(workdir, args.nodes) as cluster:
                 other = go_operator(args.go_operator, cluster, workdir)
                 try:
                     result["go"] = measure(cluster, other, args.images, wait_reconciled=False)
                 finally:
                     other.stop()
-            return result
+    return result
 
 
 def summary(values: list[float]) -> str:
