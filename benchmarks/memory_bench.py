@@ -447,7 +447,7 @@ def one_run(args: argparse.Namespace, *, detail: bool = False) -> dict[str, Any]
                 result["python"] = measure(cluster, operator, args.images, wait_reconciled=True)
                 if detail:
                     os.kill(operator.pid, signal.SIGUSR1)
-                    for _ in range(300):
+                    for _ in range(3000):  # a snapshot of a large heap takes a while on a busy machine
                         if report.exists():
                             break
                         time.sleep(0.2)
