@@ -1,19 +1,24 @@
-"""Command line: ``drop-operator run`` starts the operator; more subcommands hang off the same parser."""
+"""Command line: ``drop-operator run`` starts the operator; more subcommands hang off the same parser.
+
+Each command imports what it runs when it runs: ``discover`` never loads the Kubernetes runtime or
+the controllers, ``run`` never loads the preview, and ``--help`` loads neither (see docs/scale.md).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from drop_operator import __version__, preview
-from drop_operator.controllers import register_controllers
+from drop_operator import __version__
 from drop_operator.controllers.settings import OperatorSettings
-from drop_operator.runtime import ApiError, CacheSyncTimeoutError, KubeClient, LeadershipLostError, Manager
-from drop_operator.runtime.logging import configure_logging, get_logger
+
+if TYPE_CHECKING:
+    import signal
+
+    from drop_operator.runtime import Manager
 
 DEFAULT_NAMESPACE = "drop-system"
 
@@ -133,8 +138,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=["debug", "info", "warning", "error"], default="info", help="minimum log level"
     )
     run.set_defaults(handler=_cmd_run)
-    preview.add_parser(sub, _HelpFormatter)
+    _add_discover_parser(sub)
     return parser
+
+
+def _add_discover_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "discover",
+        help="run a DiscoveryPolicy's sources once, without a cluster, and print the ranked images",
+        description="Validate a DiscoveryPolicy file, query its sources once with Secrets from files, and "
+        "print what the operator would publish: ranked images and per-source health. Exit status 0 when "
+        "at least one source answered, 1 when none did, 2 on unusable input.",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument(
+        "-f",
+        "--filename",
+        metavar="FILE",
+        required=True,
+        help="YAML with one DiscoveryPolicy (Secrets in the same file are used too); - reads stdin",
+    )
+    parser.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        action="append",
+        help="YAML with Secrets referenced by secretRef (data or stringData); may be repeated",
+    )
+    parser.add_argument(
+        "-o", "--output", choices=["table", "json", "yaml"], default="table", help="output format"
+    )
+    parser.set_defaults(handler=_cmd_discover)
+
+
+def _cmd_discover(args: argparse.Namespace) -> int:
+    from drop_operator.preview import main_discover
+
+    return main_discover(args)
 
 
 def _positive_int(text: str) -> int:
@@ -162,11 +201,28 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from drop_operator.runtime.logging import configure_logging
+
     configure_logging(args.log_format, args.log_level)
     return asyncio.run(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from drop_operator.controllers import register_controllers
+    from drop_operator.runtime import (
+        ApiError,
+        CacheSyncTimeoutError,
+        KubeClient,
+        LeadershipLostError,
+        Manager,
+    )
+    from drop_operator.runtime.logging import get_logger
+
     log = get_logger("drop_operator.cli")
     settings = settings_from_args(args)
     try:
@@ -199,6 +255,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def _on_signal(manager: Manager, sig: signal.Signals) -> None:
+    from drop_operator.runtime.logging import get_logger
+
     get_logger("drop_operator.cli").info("signal received, shutting down", signal=sig.name)
     manager.stop()
 

@@ -44,7 +44,7 @@ from drop_operator.discovery.errors import InvalidImageFilterError
 from drop_operator.discovery.http import Credentials
 from drop_operator.discovery.registry import TokenCache
 
-__all__ = ["InputError", "add_parser", "discover", "load_inputs", "main_discover", "render"]
+__all__ = ["InputError", "discover", "load_inputs", "main_discover", "render"]
 
 Obj = dict[str, Any]
 
@@ -232,32 +232,3 @@ def main_discover(args: argparse.Namespace, out: TextIO | None = None, err: Text
     render(policy, outcome, args.output, out)
     answered = any(run.answered for run in outcome.runs.values())
     return EXIT_OK if answered and outcome.image_filter_error is None else EXIT_NO_SOURCE
-
-
-def add_parser(sub: Any, formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter) -> None:
-    """Register ``discover`` on the CLI's subparsers."""
-    parser = sub.add_parser(
-        "discover",
-        help="run a DiscoveryPolicy's sources once, without a cluster, and print the ranked images",
-        description="Validate a DiscoveryPolicy file, query its sources once with Secrets from files, and "
-        "print what the operator would publish: ranked images and per-source health. Exit status 0 when "
-        "at least one source answered, 1 when none did, 2 on unusable input.",
-        formatter_class=formatter_class,
-    )
-    parser.add_argument(
-        "-f",
-        "--filename",
-        metavar="FILE",
-        required=True,
-        help="YAML with one DiscoveryPolicy (Secrets in the same file are used too); - reads stdin",
-    )
-    parser.add_argument(
-        "--secret-file",
-        metavar="FILE",
-        action="append",
-        help="YAML with Secrets referenced by secretRef (data or stringData); may be repeated",
-    )
-    parser.add_argument(
-        "-o", "--output", choices=["table", "json", "yaml"], default="table", help="output format"
-    )
-    parser.set_defaults(handler=main_discover)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from drop_operator.controllers import cachedimage, cachedimageset, discoverypolicy, pullpolicy, warmup
-
 __all__ = ["register_controllers"]
 
 if TYPE_CHECKING:
@@ -21,8 +19,11 @@ def register_controllers(manager: Manager, settings: OperatorSettings) -> None:
 
     ``drop-operator run`` calls this once before ``Manager.run()``; each reconciler module adds its
     own controller here (informers are shared through ``manager.informer``), so the CLI does not need
-    to know which reconcilers exist.
+    to know which reconcilers exist. The reconciler packages are imported here, not with this
+    package, so that reading ``controllers.settings`` (the CLI's defaults) loads no reconciler.
     """
+    from drop_operator.controllers import cachedimage, cachedimageset, discoverypolicy, pullpolicy, warmup
+
     discoverypolicy.setup(manager, settings)
     cachedimageset.setup(manager, settings)
     cachedimage.setup(manager, settings)

@@ -5,17 +5,20 @@ against strings that come from remote servers, so a catastrophically backtrackin
 as `^(a+)+$` could pin a worker thread for hours. The `regex` package (Python's `re` has no
 timeout) aborts a match after a timeout; a `BoundedPattern` also has a total budget over all
 its matches in one evaluation, so 100 000 candidates cannot each use the per-match allowance.
-Lookarounds (`^(?!.*ecr\\..*amazonaws\\.com).*$`) work as in `re`.
+Lookarounds (`^(?!.*ecr\\..*amazonaws\\.com).*$`) work as in `re`. `regex` is imported with the first
+pattern, not with this module (a policy without patterns never needs it).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-import regex
+from typing import TYPE_CHECKING
 
 from drop_operator.discovery.errors import DiscoveryError
+
+if TYPE_CHECKING:
+    import regex
 
 __all__ = ["BoundedPattern"]
 
@@ -42,6 +45,8 @@ class BoundedPattern:
         self.match_timeout = match_timeout
         self.total_budget = total_budget
         self._deadline: float | None = None
+        import regex
+
         if len(pattern) > _MAX_PATTERN_LENGTH:
             raise error_factory(f"{what} is longer than {_MAX_PATTERN_LENGTH} characters")
         try:

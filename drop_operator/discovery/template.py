@@ -7,33 +7,28 @@ is built: only the variables `Registry` (host[:port], never a URL), `Repository`
 constants, `~` concatenation and the filters `lower`, `upper`, `replace`, `trim` are allowed.
 Attribute or item access, calls, statements and unknown variables are rejected with
 `SourceError(InvalidTemplate)` naming the problem; nothing in a template can reach Python objects.
+
+jinja2 is imported when the first template is built, not with this module: most policies have no
+template, and the operator should not carry a template engine it does not use (see docs/scale.md).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
-
-import jinja2
-from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING
 
 from drop_operator.discovery.errors import Reason, SourceError
+
+if TYPE_CHECKING:
+    from jinja2 import nodes
+    from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = ["TEMPLATE_VARIABLES", "ImageTemplate"]
 
 TEMPLATE_VARIABLES = frozenset({"Registry", "Repository", "Tag"})
 _ALLOWED_FILTERS = frozenset({"lower", "upper", "replace", "trim"})
-_ALLOWED_NODES: tuple[type[nodes.Node], ...] = (
-    nodes.Template,
-    nodes.Output,
-    nodes.TemplateData,
-    nodes.Name,
-    nodes.Const,
-    nodes.Concat,
-    nodes.Filter,
-    nodes.Keyword,
-)
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.S)
 # A Go field reference: a dot starting an identifier, not preceded by an identifier, `)` or `]`.
 _GO_FIELD = re.compile(r"(?<![\w)\]])\.(?=[A-Za-z_])")
@@ -49,27 +44,49 @@ def _invalid(template: str, problem: str) -> SourceError:
     return SourceError(Reason.INVALID_TEMPLATE, f"imageTemplate {template!r}: {problem}")
 
 
-class ImageTemplate:
-    """A validated image template; `render(...)` returns the image string."""
+@functools.cache
+def _sandbox() -> SandboxedEnvironment:
+    """The shared sandboxed environment (imports jinja2 on first use)."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
 
-    _env = SandboxedEnvironment(
+    return SandboxedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
     )
 
+
+class ImageTemplate:
+    """A validated image template; `render(...)` returns the image string."""
+
     def __init__(self, template: str) -> None:
+        import jinja2
+
         self.source = template
         if len(template) > _MAX_LENGTH:
             raise _invalid(template[:60] + "…", f"longer than {_MAX_LENGTH} characters")
         translated = translate_go_fields(template)
+        env = _sandbox()
         try:
-            ast = self._env.parse(translated)
+            ast = env.parse(translated)
         except jinja2.TemplateSyntaxError as err:
             raise _invalid(template, f"syntax error: {err.message} (write e.g. {{{{ .Tag }}}})") from None
         self._check(template, ast)
-        self._compiled = self._env.from_string(translated)
+        self._compiled = env.from_string(translated)
 
     @staticmethod
     def _check(template: str, ast: nodes.Template) -> None:
+        from jinja2 import nodes
+
+        allowed_nodes = (
+            nodes.Template,
+            nodes.Output,
+            nodes.TemplateData,
+            nodes.Name,
+            nodes.Const,
+            nodes.Concat,
+            nodes.Filter,
+            nodes.Keyword,
+        )
         for node in ast.find_all(nodes.Node):
             if isinstance(node, nodes.Getattr | nodes.Getitem):
                 raise _invalid(
@@ -83,12 +100,14 @@ class ImageTemplate:
             if isinstance(node, nodes.Name) and node.name not in TEMPLATE_VARIABLES:
                 known = ", ".join(sorted(TEMPLATE_VARIABLES))
                 raise _invalid(template, f"unknown variable {node.name!r} (known: {known})")
-            if not isinstance(node, _ALLOWED_NODES):
+            if not isinstance(node, allowed_nodes):
                 raise _invalid(
                     template, f"{type(node).__name__} is not allowed; only {{{{ Variable }}}} and text"
                 )
 
     def render(self, variables: Mapping[str, str]) -> str:
+        import jinja2
+
         try:
             return self._compiled.render(**variables).strip()
         except jinja2.TemplateError as err:

@@ -17,17 +17,19 @@ import json
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import aiohttp.helpers
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration
 from yarl import URL
 
+from drop_operator.runtime import kubelib
 from drop_operator.runtime.errors import ApiError
 from drop_operator.runtime.metrics import REST_LATENCY, REST_REQUESTS
 from drop_operator.runtime.resources import Resource
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client import ApiClient
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -81,15 +83,16 @@ class KubeClient:
         ``KUBERNETES_SERVICE_HOST`` is set; otherwise the usual kubeconfig search applies
         (``$KUBECONFIG``, then ``~/.kube/config``).
         """
-        configuration = Configuration()
+        api_client, configuration_class, kube_config = kubelib.load()
+        configuration = configuration_class()
         if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            kube_config.load_incluster_config(client_configuration=configuration)
         else:
             await kube_config.load_kube_config(
                 config_file=kubeconfig, context=context, client_configuration=configuration
             )
         _proxy_from_env(configuration)
-        api = ApiClient(configuration=configuration)
+        api = api_client(configuration=configuration)
         api.user_agent = "drop-operator"
         # kubernetes-asyncio's session trusts the environment, so aiohttp looks up ~/.netrc and
         # the proxy variables in a worker thread on every request: two thread hand-offs per call.
@@ -414,7 +417,7 @@ class KubeClient:
         return str(result["status"]["token"])
 
 
-def _proxy_from_env(configuration: Configuration) -> None:
+def _proxy_from_env(configuration: Any) -> None:
     """``HTTPS_PROXY``/``NO_PROXY`` for the API server's URL, once, unless the kubeconfig names one."""
     if configuration.proxy:
         return

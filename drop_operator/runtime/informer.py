@@ -12,6 +12,10 @@ Follows client-go's reflector:
   while we were away are reported as deleted with their last known state).
 
 Handlers run synchronously in the informer task and must be cheap (they normally just enqueue keys).
+
+Every object is passed through the informer's transforms before it is cached or handed to a
+handler: managed fields dropped, an optional :class:`~.transform.Fields` projection and transform
+function, strings interned (see :mod:`.transform`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from drop_operator.runtime.backoff import Backoff
 from drop_operator.runtime.client import KubeClient
 from drop_operator.runtime.errors import ApiError
 from drop_operator.runtime.resources import Resource, object_key
+from drop_operator.runtime.transform import Fields, TransformFunc, intern_strings
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +72,9 @@ class Informer:
         backoff: Backoff | None = None,
         page_size: int = 500,
         strip_managed_fields: bool = True,
+        fields: Fields | None = None,
+        transform: TransformFunc | None = None,
+        intern: bool = True,
     ) -> None:
         self.client = client
         self.resource = resource
@@ -79,6 +87,11 @@ class Informer:
         self.backoff = backoff or Backoff()
         self.page_size = page_size
         self.strip_managed_fields = strip_managed_fields
+        self.fields = fields
+        """The paths cached objects keep (``None``: whole objects); widened by :meth:`require`."""
+        self.transform = transform
+        """Applied after the projection (controller-runtime's ``TransformFunc``)."""
+        self.intern = intern
         self._store: dict[str, Obj] = {}
         self._index_funcs: dict[str, IndexFunc] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {}
@@ -131,6 +144,19 @@ class Informer:
         return self._resource_version
 
     # -- registration ----------------------------------------------------------------------------
+
+    def require(self, fields: Fields | None) -> None:
+        """Keep ``fields`` too in cached objects (``None``: keep whole objects).
+
+        A shared informer keeps what any of its users reads. Objects already cached cannot get
+        pruned fields back, so widening an informer that has started raises ``ValueError``.
+        """
+        wider = None if fields is None or self.fields is None else self.fields | fields
+        if wider == self.fields:
+            return
+        if self._task is not None or self.has_synced:
+            raise ValueError(f"informer {self.label} has started: it cannot keep more fields now")
+        self.fields = wider
 
     def add_index(self, name: str, fn: IndexFunc) -> None:
         if name in self._index_funcs:
@@ -282,6 +308,18 @@ class Informer:
 
     # -- store maintenance -----------------------------------------------------------------------
 
+    def _prepare(self, obj: Obj) -> Obj:
+        """What the cache keeps of ``obj`` (see :mod:`.transform`)."""
+        if self.strip_managed_fields:
+            # Server-side apply bookkeeping: large, and never read from a cache (controller-runtime
+            # strips it the same way). Reconcilers that need it GET the object.
+            (obj.get("metadata") or {}).pop("managedFields", None)
+        if self.fields is not None:
+            obj = self.fields(obj)
+        if self.transform is not None:
+            obj = self.transform(obj)
+        return intern_strings(obj) if self.intern else obj
+
     def _apply(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         obj: Obj = event.get("object") or {}
@@ -291,6 +329,7 @@ class Informer:
             if rv:
                 self._resource_version = rv
             return
+        obj = self._prepare(obj)
         key = object_key(obj)
         if kind in ("ADDED", "MODIFIED"):
             self._upsert(key, obj)
@@ -300,10 +339,6 @@ class Informer:
             self._resource_version = rv
 
     def _upsert(self, key: str, obj: Obj) -> None:
-        if self.strip_managed_fields:
-            # Server-side apply bookkeeping: large, and never read from a cache (controller-runtime
-            # strips it the same way). Reconcilers that need it GET the object.
-            (obj.get("metadata") or {}).pop("managedFields", None)
         old = self._store.get(key)
         if old is not None and _rv(old) == _rv(obj):
             return  # already seen (overlap after a re-list): never notify twice
@@ -329,7 +364,7 @@ class Informer:
                 self._call(h.on_delete, gone)
 
     def _replace(self, items: builtins.list[Obj]) -> None:
-        fresh = {object_key(obj): obj for obj in items}
+        fresh = {object_key(obj): obj for obj in map(self._prepare, items)}
         for key in [k for k in self._store if k not in fresh]:
             self._remove(key)
         for key, obj in fresh.items():

@@ -32,6 +32,7 @@ from drop_operator.runtime.health import HealthServer, LoopHeartbeat
 from drop_operator.runtime.informer import Informer
 from drop_operator.runtime.leaderelection import LeaderElector, LeadershipLostError
 from drop_operator.runtime.resources import Resource
+from drop_operator.runtime.transform import Fields
 
 log = structlog.get_logger(__name__)
 
@@ -101,8 +102,13 @@ class Manager:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        fields: Fields | None = None,
     ) -> Informer:
-        """The shared informer for this resource and scope (created on first request)."""
+        """The shared informer for this resource and scope (created on first request).
+
+        ``fields`` are the paths the caller reads (``None``: whole objects); the informer keeps
+        what any of its callers reads (:meth:`Informer.require`), so ask before the manager runs.
+        """
         key = (res, namespace, label_selector, field_selector)
         informer = self._informers.get(key)
         if informer is None:
@@ -113,9 +119,12 @@ class Manager:
                 label_selector=label_selector,
                 field_selector=field_selector,
                 resync_period=self.resync_period,
+                fields=fields,
                 **self.informer_options,
             )
             self._informers[key] = informer
+        else:
+            informer.require(fields)
         return informer
 
     def controller(self, name: str, reconcile: Reconcile, *, workers: int = 2) -> Controller:

@@ -78,7 +78,12 @@ from drop_operator.controllers.cachedimage.pullpods import (
 )
 from drop_operator.controllers.cachedimage.records import NodeRecords
 from drop_operator.controllers.cachedimage.state import ImageState
-from drop_operator.controllers.cachedimage.status import NodeCounts, PlatformView, build_status
+from drop_operator.controllers.cachedimage.status import (
+    NodeCounts,
+    PlatformView,
+    build_status,
+    wire_digest,
+)
 from drop_operator.controllers.cachedimage.targetindex import TargetIndex
 from drop_operator.controllers.common import label_value, meta, short_hash
 from drop_operator.controllers.kinds import CACHED_IMAGES
@@ -808,15 +813,17 @@ class CachedImageReconciler:
             platforms=platforms,
         )
         wire = status.to_json()
-        if wire == state.written_status:
+        digest = wire_digest(wire)
+        if digest == state.written_status:
             return None
         stored = CachedImageStatus.model_validate(obj.get("status") or {}).to_json()
         if wire == stored:
             return None
         # While pulls go on, counts alone are written at most every FLUSH_INTERVAL; anything else
         # (conditions, failures, targets, the end of the rollout) at once.
-        since = state.written_status if state.written_status is not None else stored
-        if counts.pulling and track.status_at is not None and _material(wire) == _material(since):
+        material = wire_digest(_material(wire))
+        since = state.written_material or wire_digest(_material(stored))
+        if counts.pulling and track.status_at is not None and material == since:
             wait = track.status_at + FLUSH_INTERVAL - self.clock.now()
             if wait > 0:
                 return wait
@@ -826,7 +833,8 @@ class CachedImageReconciler:
             if err.not_found:
                 return None
             raise
-        state.written_status = wire
+        state.written_status = digest
+        state.written_material = material
         track.status_at = self.clock.now()
         return None
 

@@ -54,7 +54,10 @@ class ImageState:
     """Bytes, as a kubelet reported the image in ``status.images`` (see :mod:`.imagelist`)."""
     last_pulled: datetime | None = None
     rolling_out: bool = False
-    written_status: dict[str, object] | None = None
+    written_status: bytes | None = None
+    """:func:`~.status.wire_digest` of the status last written (the cache may not show it yet)."""
+    written_material: bytes | None = None
+    """The digest of what of that status may not wait while pulls go on (conditions, targets...)."""
     written_version: int | None = None
     """``cached.version`` when the record last held exactly ``cached`` (None: not known to)."""
     last_flush: float = 0.0

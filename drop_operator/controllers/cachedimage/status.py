@@ -11,16 +11,20 @@ most recent failure among the nodes still failing (``ErrImagePull``, ``Unauthori
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from drop_operator.api import NodeFailure, set_condition
 from drop_operator.api.cachedimage import DEGRADED, MAX_PLATFORMS, PROGRESSING, READY, CachedImageStatus
 from drop_operator.api.meta import ConditionStatus
 from drop_operator.controllers.common import condition
 
-__all__ = ["NodeCounts", "PlatformView", "build_status", "condition_reason"]
+__all__ = ["NodeCounts", "PlatformView", "build_status", "condition_reason", "wire_digest"]
 
 _REASON_OK = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
 
@@ -127,3 +131,9 @@ def build_status(
         last_pulled_time=last_pulled or previous.last_pulled_time,
         conditions=cond,
     )
+
+
+def wire_digest(wire: Mapping[str, Any]) -> bytes:
+    """20 bytes that tell one wire-form status from another: what the reconciler remembers of the
+    status it last wrote, instead of the status itself (about 1 KiB an image)."""
+    return hashlib.sha1(json.dumps(wire, sort_keys=True).encode(), usedforsecurity=False).digest()

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from drop_operator.controllers.cachedimage.cachefields import NODE_FIELDS, POD_FIELDS
 from drop_operator.controllers.cachedimage.nodes import node_fingerprint
 from drop_operator.controllers.cachedimage.pullpods import is_active
 from drop_operator.controllers.cachedimage.reconciler import (
@@ -100,8 +101,10 @@ def setup(manager: Manager, settings: OperatorSettings) -> CachedImageReconciler
     """Register the informers, indexes, watches and the controller; returns the reconciler."""
     images = manager.informer(CACHED_IMAGES)
     policies = manager.informer(PULL_POLICIES)
-    nodes = manager.informer(NODES)
-    pods = manager.informer(PODS, namespace=settings.namespace, label_selector=POD_SELECTOR)
+    nodes = manager.informer(NODES, fields=NODE_FIELDS)
+    pods = manager.informer(
+        PODS, namespace=settings.namespace, label_selector=POD_SELECTOR, fields=POD_FIELDS
+    )
     records = manager.informer(
         CONFIG_MAPS, namespace=settings.namespace, label_selector=nodecache.RECORD_SELECTOR
     )

@@ -17,6 +17,7 @@ from typing import Any
 from drop_operator.controllers.common import nodecache
 from drop_operator.controllers.kinds import CACHED_IMAGES
 from drop_operator.controllers.settings import OperatorSettings
+from drop_operator.controllers.warmup.cachefields import NODE_FIELDS
 from drop_operator.controllers.warmup.reconciler import (
     IMAGES_BY_WARMING_TAINT,
     NODES_BY_TAINT_KEY,
@@ -58,7 +59,7 @@ def gates_warm_up(old: Obj | None, new: Obj) -> bool:
 
 def setup(manager: Manager, settings: OperatorSettings) -> WarmUpReconciler:
     """Register the informers, indexes, watches and the controller; returns the reconciler."""
-    nodes = manager.informer(NODES)
+    nodes = manager.informer(NODES, fields=NODE_FIELDS)
     images = manager.informer(CACHED_IMAGES)
     records = manager.informer(
         CONFIG_MAPS, namespace=settings.namespace, label_selector=nodecache.RECORD_SELECTOR

@@ -13,6 +13,7 @@ from drop_operator.controllers.cachedimage.status import (
     PlatformView,
     build_status,
     condition_reason,
+    wire_digest,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -178,3 +179,11 @@ def test_unknown_platforms_say_that_labels_alone_decide() -> None:
         "(ConnectionError: cannot connect to http://127.0.0.1:1): nodes targeted by labels only"
     )
     assert conditions(s)[DEGRADED] == ("False", "AsExpected")
+
+
+def test_the_digest_of_a_written_status_tells_statuses_apart_whatever_the_key_order() -> None:
+    a = {"targetNodes": 3, "conditions": [{"type": "Ready", "status": "True"}]}
+    b = {"conditions": [{"status": "True", "type": "Ready"}], "targetNodes": 3}
+    assert wire_digest(a) == wire_digest(b) and len(wire_digest(a)) == 20
+    assert wire_digest(a) != wire_digest({**a, "targetNodes": 4})
+    assert wire_digest(a) != wire_digest({**a, "conditions": [{"type": "Ready", "status": "False"}]})
