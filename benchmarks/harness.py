@@ -36,6 +36,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The operator process imports drop_operator from this tree too, whatever is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 from devtools.http import wait_http  # noqa: E402
 from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster  # noqa: E402
