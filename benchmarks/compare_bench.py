@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import tempfile
 import time
@@ -313,6 +314,7 @@ def main() -> int:
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     results: dict[str, dict[str, list[float]]] = {op.name: defaultdict(list) for op in operators}
     began = time.monotonic()
+    loads: list[float] = []
 
     python_floor = harness.floor_rss_mib([sys.executable, "-c", "import time; time.sleep(60)"])
     idle = harness.go_idle_binary()
@@ -325,6 +327,7 @@ def main() -> int:
             for op in operators:
                 stamp = time.monotonic()
                 load = harness.load_average()
+                loads.append(load)
                 try:
                     with tempfile.TemporaryDirectory(prefix=f"compare-{scenario}-") as tmp:
                         metrics = asyncio.run(SCENARIOS[scenario](op, Path(tmp), sizes))
@@ -340,14 +343,25 @@ def main() -> int:
                     flush=True,
                 )
 
-    print(f"\n{args.runs} run(s) in {time.monotonic() - began:.0f} s; min / median of the runs\n")
-    header = "| measured | " + " | ".join(op.name for op in operators) + " | floor | goal |"
-    print(header)
-    print("|---" * (len(operators) + 3) + "|")
+    print(
+        f"\n{args.runs} run(s) in {time.monotonic() - began:.0f} s, load average "
+        f"{min(loads, default=0):.1f}-{max(loads, default=0):.1f} at the scenarios' starts; "
+        "min / median of the runs\n"
+    )
+    names = [op.name for op in operators]
+    ratio = len(operators) > 1
+    print(
+        "| measured | " + " | ".join(names) + (" | ratio of medians" if ratio else "") + " | floor | goal |"
+    )
+    print("|---" * (len(operators) + 3 + ratio) + "|")
     for row in rows(sizes, floors):
-        if not any(results[op.name].get(row.key) for op in operators):
+        found = [results[name].get(row.key, []) for name in names]
+        if not any(found):
             continue
-        cells = " | ".join(cell(results[op.name].get(row.key, []), row.digits) for op in operators)
+        cells = " | ".join(cell(values, row.digits) for values in found)
+        if ratio:
+            medians = [statistics.median(v) if v else float("nan") for v in found]
+            cells += f" | {harness.fmt(medians[0] / medians[1]) if medians[1] else 'n/a'}"
         print(f"| {row.label} | {cells} | {row.floor} | {row.goal} |")
     return 0
 

@@ -194,10 +194,8 @@ class Dialect:
 
     name: str
     crds: Path
-
-    @property
-    def go(self) -> bool:
-        return self.name != "drop-operator"
+    go: bool
+    """The Go operator's shapes (corewire/drop), else drop-operator's."""
 
     def pull_policy(self, name: str, pacing: Pacing) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -276,7 +274,7 @@ class OperatorUnderTest:
 
     @classmethod
     def ours(cls) -> OperatorUnderTest:
-        return cls(Dialect("drop-operator", CRD_DIR))
+        return cls(Dialect("drop-operator", CRD_DIR, go=False))
 
     @classmethod
     def go(cls, binary: Path, crds: Path | None = None) -> OperatorUnderTest:
@@ -287,7 +285,7 @@ class OperatorUnderTest:
             raise SystemExit(f"{binary} is not an executable (build it with hack/build-go-operator.sh)")
         if not crds.is_dir():
             raise SystemExit(f"{crds} is missing: the Go operator's CRDs (config/crd/bases of its source)")
-        return cls(Dialect("Go operator", crds), binary)
+        return cls(Dialect("Go operator", crds, go=True), binary)
 
     @property
     def name(self) -> str:
@@ -309,6 +307,7 @@ class OperatorUnderTest:
                 # The images are named on hosts that exist nowhere.
                 extra_args=["--no-platform-lookup"],
             )
+            cluster.processes["operator"] = op.process  # stopped with the cluster on any exit
             return RunningOperator(op.process, started)
         probe = free_port()
         proc = Process(
@@ -323,6 +322,7 @@ class OperatorUnderTest:
             log,
         )
         proc.start()
+        cluster.processes["operator"] = proc
         wait_http(f"http://127.0.0.1:{probe}/readyz", timeout=60, alive=proc.alive)
         return RunningOperator(proc, started)
 
