@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 from devtools.http import wait_http  # noqa: E402
-from devtools.localcluster import KWOK_NODE_ANNOTATION, LocalCluster  # noqa: E402
+from devtools.localcluster import LocalCluster  # noqa: E402
 from devtools.process import Process, free_port  # noqa: E402
-from devtools.stack import start_operator  # noqa: E402
+from devtools.stack import kwok_node, start_operator  # noqa: E402
 from devtools.tools import tools_dir  # noqa: E402
 from drop_operator.controllers.kinds import CACHED_IMAGE_SETS, CACHED_IMAGES, PULL_POLICIES  # noqa: E402
 from drop_operator.runtime import Informer, KubeClient  # noqa: E402
@@ -135,24 +135,7 @@ async def create_kwok_nodes(client: KubeClient, count: int, *, within: float = 6
     """``count`` kwok Nodes created directly (concurrently); return once all are schedulable
     (Ready, and the node lifecycle controller has removed the not-ready taint)."""
     names = [f"node-{i:05d}" for i in range(count)]
-
-    def body(name: str) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "annotations": {KWOK_NODE_ANNOTATION: "fake"},
-                "labels": {
-                    "kubernetes.io/hostname": name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                    "type": "kwok",
-                },
-            },
-        }
-
-    await gather_limited(client.create(NODES, body(n)) for n in names)
+    await gather_limited(client.create(NODES, kwok_node(n)) for n in names)
     deadline = time.monotonic() + within
     while True:
         items, _ = await client.list(NODES)
@@ -551,6 +534,56 @@ class PullLog:
     def mean_pull_seconds(self) -> float:
         durations = [self.succeeded[u] - self.created[u] for u in self.succeeded if u in self.created]
         return statistics.fmean(durations) if durations else float("nan")
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One rollout: from the CachedImages' creation until each reports every node cached."""
+
+    start: float
+    done: float
+    """Unix times."""
+    cpu: float
+    """Operator CPU seconds in between."""
+    requests: list[Request]
+    """The operator's requests in between."""
+
+
+async def roll_out(
+    client: KubeClient,
+    op: OperatorUnderTest,
+    running: RunningOperator,
+    audit: AuditLog,
+    *,
+    images: int,
+    nodes: int,
+    policy: str,
+    within: float,
+) -> Rollout:
+    """Create ``images`` CachedImages (``registry.test/<policy>/app<i>:ok``) under PullPolicy
+    ``policy`` and wait until every one reports ``nodes`` nodes cached."""
+    watch = Informer(client, CACHED_IMAGES)
+    watch.start()
+    try:
+        await watch.wait_synced(60)
+        await asyncio.sleep(2.0)  # let the operator's start-up requests settle out of the window
+        start, cpu0 = time.time(), running.cpu_seconds()
+        await gather_limited(
+            client.create(
+                CACHED_IMAGES,
+                op.dialect.cached_image(f"{policy}-{i:04d}", f"registry.test/{policy}/app{i}", "ok", policy),
+            )
+            for i in range(images)
+        )
+
+        def complete() -> bool:
+            items = watch.list()
+            return len(items) >= images and all(op.dialect.cached_nodes(o) >= nodes for o in items)
+
+        done = await wait_for(complete, within, "every image cached on every node")
+        return Rollout(start, done, running.cpu_seconds() - cpu0, audit.between(start, done))
+    finally:
+        await watch.stop()
 
 
 async def wait_for(check: Callable[[], bool], within: float, what: str, interval: float = 0.2) -> float:

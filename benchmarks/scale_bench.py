@@ -45,9 +45,7 @@ from harness import (
     breakdown,
     create_kwok_nodes,
     create_namespace,
-    gather_limited,
     new_cluster,
-    wait_for,
 )
 
 from drop_operator.controllers.kinds import CACHED_IMAGES, PULL_POLICIES
@@ -79,7 +77,6 @@ async def run(op: OperatorUnderTest, workdir: Path, args: argparse.Namespace) ->
         apply_crds(cluster, op.dialect.crds)
         cluster.start_kwok([harness.pull_pod_stages(workdir)])
         client = await KubeClient.connect(str(cluster.kubeconfig))
-        images = Informer(client, CACHED_IMAGES)
         pods: Informer | None = None
         try:
             await create_namespace(client)
@@ -96,26 +93,11 @@ async def run(op: OperatorUnderTest, workdir: Path, args: argparse.Namespace) ->
 
             await client.create(PULL_POLICIES, op.dialect.pull_policy("scale", pacing))
             pods = pulls.watch(client)
-            images.start()
             await pods.wait_synced(60)
-            await images.wait_synced(60)
-            await asyncio.sleep(2.0)
-            start, cpu0 = time.time(), running.cpu_seconds()
-            await gather_limited(
-                client.create(
-                    CACHED_IMAGES,
-                    op.dialect.cached_image(f"scale-{i:04d}", f"registry.test/scale/app{i}", "ok", "scale"),
-                )
-                for i in range(count)
+            result = await harness.roll_out(
+                client, op, running, audit, images=count, nodes=nodes, policy="scale", within=args.timeout
             )
-
-            def complete() -> bool:
-                items = images.list()
-                return len(items) >= count and all(op.dialect.cached_nodes(o) >= nodes for o in items)
-
-            done = await wait_for(complete, args.timeout, "every image cached on every node", interval=0.5)
-            cpu = running.cpu_seconds() - cpu0
-            requests = audit.between(start, done)
+            start, done, cpu, requests = result.start, result.done, result.cpu, result.requests
             await audit.quiet(done)
             rss_end, rss_peak = running.rss_mib(), running.peak_rss_mib()
             sizes = [len(json.dumps(o, separators=(",", ":"))) for o in (await client.list(CACHED_IMAGES))[0]]
@@ -129,7 +111,6 @@ async def run(op: OperatorUnderTest, workdir: Path, args: argparse.Namespace) ->
         finally:
             if pods is not None:
                 await pods.stop()
-            await images.stop()
             await client.close()
 
     pairs = nodes * count
