@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,12 @@ class LocalCluster:
     with_controller_manager: bool = True
     real_nodes: int = 0
     real_node_taints: Sequence[str] = ()
+    users: Sequence[str] = ()
+    """More users in ``system:masters``, each authenticated by a token equal to its name, so that
+    a benchmark can tell their requests apart from everyone else's (audit log, see ``extra_args``)."""
+    extra_args: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Flags appended to a process's command line, by process name (``kube-apiserver``,
+    ``kube-controller-manager``, ``kwok``...); a later flag overrides an earlier one."""
     nodes: RealNodes | None = None
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
@@ -170,8 +176,11 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not (self.workdir / "pki" / "sa.key").exists():
             _write_pki(self.workdir / "pki")
-        (self.workdir / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,uid-admin,"system:masters"\n')
-        self._write_kubeconfig()
+        tokens = [(ADMIN_TOKEN, "admin"), *((user, user) for user in self.users)]
+        (self.workdir / "tokens.csv").write_text(
+            "".join(f'{token},{name},uid-{name},"system:masters"\n' for token, name in tokens)
+        )
+        self._write_kubeconfig(self.kubeconfig, "admin", ADMIN_TOKEN)
         self._start_etcd(timeout)
         self.start_apiserver(timeout)
         if self.with_controller_manager:
@@ -269,6 +278,7 @@ class LocalCluster:
             # answers 410 Gone at once, as it does on a long-running cluster; tests rely on it.
             "--watch-cache-sizes=configmaps#0",
             "--v=0",
+            *self.extra_args.get("kube-apiserver", ()),
         ]
 
     def start_apiserver(self, timeout: float = 90.0) -> None:
@@ -364,6 +374,7 @@ class LocalCluster:
                 "--secure-port=0",
                 "--concurrent-gc-syncs=5",
                 "--v=0",
+                *self.extra_args.get("kube-controller-manager", ()),
             ],
             self.workdir / "logs" / "kube-controller-manager.log",
         )
@@ -386,6 +397,7 @@ class LocalCluster:
                 f"--config={config}",
                 "--secure-port=0",
                 "--v=0",
+                *self.extra_args.get("kube-scheduler", ()),
             ],
             self.workdir / "logs" / "kube-scheduler.log",
         )
@@ -414,6 +426,7 @@ class LocalCluster:
             config = self.workdir / "kwok-config.yaml"
             config.write_text("\n---\n".join(Path(s).read_text().strip() for s in stages) + "\n")
             args.append(f"--config={config}")
+        args += self.extra_args.get("kwok", ())
         proc = Process("kwok", args, self.workdir / "logs" / "kwok.log")
         self.processes["kwok"] = proc
         proc.start()
@@ -438,7 +451,15 @@ class LocalCluster:
             timeout=120,
         )
 
-    def _write_kubeconfig(self) -> None:
+    def user_kubeconfig(self, user: str) -> Path:
+        """A kubeconfig of one of :attr:`users` (written next to the admin's)."""
+        if user not in self.users:
+            raise ValueError(f"{user} is not a user of this cluster")
+        path = self.workdir / f"kubeconfig-{user}"
+        self._write_kubeconfig(path, user, user)
+        return path
+
+    def _write_kubeconfig(self, path: Path, user: str, token: str) -> None:
         ca = base64.b64encode((self.workdir / "pki" / "ca.crt").read_bytes()).decode()
         config = {
             "apiVersion": "v1",
@@ -446,12 +467,12 @@ class LocalCluster:
             "clusters": [
                 {"name": "drop-local", "cluster": {"server": self.url, "certificate-authority-data": ca}}
             ],
-            "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
-            "contexts": [{"name": "drop-local", "context": {"cluster": "drop-local", "user": "admin"}}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": "drop-local", "context": {"cluster": "drop-local", "user": user}}],
             "current-context": "drop-local",
         }
-        self.kubeconfig.write_text(json.dumps(config, indent=2))
-        self.kubeconfig.chmod(0o600)
+        path.write_text(json.dumps(config, indent=2))
+        path.chmod(0o600)
 
     def _ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))

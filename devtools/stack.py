@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import yaml
 
@@ -39,6 +41,7 @@ __all__ = [
     "helm",
     "helm_binary",
     "install_chart",
+    "kwok_node",
     "serve_images",
     "service_account_kubeconfig",
     "start_operator",
@@ -113,27 +116,29 @@ def install_chart(
     helm(kubeconfig, *args)
 
 
+def kwok_node(name: str, labels: Mapping[str, str] = MappingProxyType({})) -> dict[str, Any]:
+    """A Node object that kwok manages (a linux/amd64 node labelled ``type: kwok`` and ``labels``)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {KWOK_NODE_ANNOTATION: "fake"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+                **labels,
+            },
+        },
+        "spec": {},
+    }
+
+
 def create_kwok_nodes(cluster: LocalCluster, names: Sequence[str], labels: Mapping[str, str]) -> None:
     """Nodes that kwok (started with :data:`KWOK_STAGES`) runs; they report Ready within a second."""
-    docs = [
-        {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "annotations": {KWOK_NODE_ANNOTATION: "fake"},
-                "labels": {
-                    "kubernetes.io/hostname": name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                    "type": "kwok",
-                    **labels,
-                },
-            },
-            "spec": {},
-        }
-        for name in names
-    ]
+    docs = [kwok_node(name, labels) for name in names]
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,23 @@ CRD_DIR = REPO_ROOT / "manifests" / "crds"
 
 
 @contextlib.contextmanager
-def started_cluster(workdir: Path, *, real_nodes: int = 0) -> Iterator[LocalCluster]:
-    """A control plane of its own in ``workdir`` (with ``real_nodes`` real nodes), stopped on exit;
-    a missing binary fails the test."""
-    cluster = LocalCluster(workdir, real_nodes=real_nodes)
+def started_cluster(
+    workdir: Path,
+    *,
+    real_nodes: int = 0,
+    controller_manager: bool = True,
+    users: Sequence[str] = (),
+    extra_args: Mapping[str, Sequence[str]] | None = None,
+) -> Iterator[LocalCluster]:
+    """A control plane of its own in ``workdir`` (with ``real_nodes`` real nodes; the other
+    arguments as :class:`LocalCluster` takes them), stopped on exit; a missing binary fails the test."""
+    cluster = LocalCluster(
+        workdir,
+        with_controller_manager=controller_manager,
+        real_nodes=real_nodes,
+        users=users,
+        extra_args=extra_args or {},
+    )
     try:
         cluster.start()
     except ToolMissingError as err:
