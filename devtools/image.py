@@ -13,6 +13,11 @@ Base tarballs are cached in ``~/.cache/drop-operator/images`` (``$DROP_IMAGE_CAC
 suite, architecture and package list, so a machine makes them once (about 2.5 min) and then only
 imports them; delete the cache to pick up Debian security updates.
 
+The test suites build with ``reuse=True``: the image is also tagged with :func:`source_key`, a hash
+of everything the build reads (the Dockerfile, the files ``.dockerignore`` lets into the context,
+the bases' keys, the version and architecture), and a build whose key is in podman's store
+already is not run again (its revision label then names the commit it was first built at).
+
     python -m devtools.image build [--tag localhost/drop-operator:dev] [--push 127.0.0.1:5000/drop-operator:0.1.0]
 
 Traps on this kind of machine (see docs/e2e.md): containers may not raise RLIMIT_NOFILE/NPROC, so
@@ -47,10 +52,12 @@ __all__ = [
     "BuiltImage",
     "base_image",
     "build",
+    "build_inputs",
     "cache_dir",
     "podman",
     "podman_run_args",
     "push",
+    "source_key",
 ]
 
 SUITE = "bookworm"
@@ -157,6 +164,41 @@ def base_image(name: str, arch: str = "amd64") -> str:
     return ref
 
 
+#: What ``.dockerignore`` keeps out of the directories it lets in (checked by a unit test).
+_IGNORED_DIRS = ("__pycache__",)
+_IGNORED_SUFFIXES = (".pyc",)
+
+
+def build_inputs(root: Path = REPO_ROOT) -> list[Path]:
+    """Every file the image build reads: the Dockerfile and what ``.dockerignore`` (an allowlist:
+    ``*`` then ``!path`` lines) lets into the build context, sorted."""
+    files = {root / "Dockerfile"}
+    for line in (root / ".dockerignore").read_text().splitlines():
+        if not line.startswith("!"):
+            continue
+        path = root / line[1:].strip().rstrip("/")
+        candidates = path.rglob("*") if path.is_dir() else [path]
+        files.update(
+            f
+            for f in candidates
+            if f.is_file()
+            and not set(f.relative_to(root).parts) & set(_IGNORED_DIRS)
+            and f.suffix not in _IGNORED_SUFFIXES
+        )
+    return sorted(files)
+
+
+def source_key(arch: str = "amd64", version: str | None = None, root: Path = REPO_ROOT) -> str:
+    """A hash of what the build reads (:func:`build_inputs`, the bases, version and ``arch``)."""
+    digest = hashlib.sha256()
+    bases = {name: base.key(arch) for name, base in BASES.items()}
+    digest.update(json.dumps([arch, version or package_version(), bases]).encode())
+    for path in build_inputs(root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
 def _inspect(ref: str) -> dict[str, object]:
     data = json.loads(_run([podman(), "image", "inspect", ref], timeout=60, what=f"inspect {ref}"))
     info: dict[str, object] = data[0]
@@ -170,14 +212,26 @@ def build(
     version: str | None = None,
     revision: str | None = None,
     timeout: float = 1800,
+    reuse: bool = False,
 ) -> BuiltImage:
     """Build the repository's Dockerfile with podman against the Debian bases; return the image.
 
     ``version``/``revision`` fill the OCI labels (default: the package version, ``git rev-parse``).
     The previous image of the same tag is removed once replaced, so rebuilds do not pile up.
+    With ``reuse``, an image built before from the same :func:`source_key` is returned (and
+    tagged ``tag``) without building; a new build also gets that key as a tag, and only the
+    newest such tag is kept.
     """
-    bases = {BASES[name].build_arg: base_image(name, arch) for name in BASES}
     version = version or package_version()
+    if reuse:
+        keyed = f"{tag.rpartition(':')[0]}:src-{source_key(arch, version)}"
+        if not _image_exists(keyed):
+            _untag_keyed(keyed)
+            built = build(tag, arch=arch, version=version, revision=revision, timeout=timeout)
+            _run([podman(), "tag", built.id, keyed], timeout=60, what=f"podman tag {keyed}")
+        _run([podman(), "tag", keyed, tag], timeout=60, what=f"podman tag {tag}")
+        return _built(keyed, tag)
+    bases = {BASES[name].build_arg: base_image(name, arch) for name in BASES}
     if revision is None:
         git = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
@@ -203,8 +257,25 @@ def build(
     # Every image this build made or took from the cache is named in its output as "--> <id>".
     used = set(re.findall(r"^--> (?:Using cache )?([0-9a-f]{12,64})", output, re.M))
     _remove_stale_stages({str(_inspect(ref)["Id"]) for ref in bases.values()}, used, before=started)
-    info = _inspect(image_id)
-    return BuiltImage(id=image_id, tag=tag, size=int(str(info["Size"])), arch=str(info["Architecture"]))
+    return _built(image_id, tag)
+
+
+def _built(ref: str, tag: str) -> BuiltImage:
+    info = _inspect(ref)
+    size, arch = int(str(info["Size"])), str(info["Architecture"])
+    return BuiltImage(id=str(info["Id"]), tag=tag, size=size, arch=arch)
+
+
+def _untag_keyed(keyed: str) -> None:
+    """Remove the names of earlier keyed builds of ``keyed``'s repository (the images go when
+    their last name does, or with the next build of their other tag)."""
+    repository = keyed.rpartition(":")[0]
+    listing = _run([podman(), "images", "--format=json", repository], timeout=60, what="podman images")
+    for info in json.loads(listing):
+        for name in info.get("Names") or []:
+            if name.startswith(f"{repository}:src-"):
+                # With an explicit name: `podman untag IMAGE` alone removes every name.
+                subprocess.run([str(podman()), "untag", info["Id"], name], capture_output=True, check=False)
 
 
 def _remove_stale_stages(bases: set[str], used: set[str], *, before: float) -> None:

@@ -4,10 +4,21 @@ kube-scheduler, kwok for simulated nodes, and real nodes (containerd + kubelet, 
 
 The tests, the e2e suite and the demo all start the same binaries the same way through this module,
 so what passes in a test is what a person gets from ``task cluster:up``. Every process is started by
-us, tracked by PID and stopped by PID; nothing binds outside loopback.
+us, tracked by PID and stopped by PID; nothing binds outside loopback, except in ``in_cluster`` mode.
 
-Run ``python -m devtools.localcluster up|down|status [--dir DIR] [--kwok] [--real-nodes N]`` for a
-long-lived cluster.
+``in_cluster`` mode runs workloads on the real nodes, such as the operator's own Deployment: the
+nodes' bridge gets this machine's address :data:`~devtools.realnodes.GATEWAY` (pods reach it
+on-link and nothing beyond it), the API server is forwarded there by a userspace TCP forwarder
+(:mod:`devtools.forward`; kube-apiserver itself stays on 127.0.0.1), and :meth:`LocalCluster.expose`
+forwards any other loopback port the pods need. Pods find the API server through
+:attr:`LocalCluster.in_cluster_env` (there is no kube-proxy, so the ``kubernetes`` Service's
+ClusterIP routes nowhere). The API server admits pods with ServiceAccount tokens, and the
+controller manager also runs the ServiceAccount, root-CA publisher, Deployment and ReplicaSet
+controllers. The other tests run without all this: ServiceAccount admission rejects pods until a
+namespace's ``default`` account exists, a race they need not have.
+
+Run ``python -m devtools.localcluster up|down|status [--dir DIR] [--kwok] [--real-nodes N] [--in-cluster]``
+for a long-lived cluster.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import ipaddress
 import json
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -36,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from devtools.process import Process, free_port, wait_until
-from devtools.realnodes import RealNodes
+from devtools.realnodes import GATEWAY, RealNodes
 from devtools.tools import REPO_ROOT, ToolMissingError, go_tool
 
 ADMIN_TOKEN = "drop-admin-token"
@@ -70,8 +82,30 @@ def kubectl_binary() -> Path:
         return Path(found)
 
 
+#: The API server's serving certificate is valid for these addresses (and localhost).
+SERVING_IPS = ("127.0.0.1", "10.0.0.1", GATEWAY)
+
+
+def _serving_ips(cert: Path) -> set[str]:
+    """The IP addresses ``cert`` (PEM) is valid for."""
+    extensions = x509.load_pem_x509_certificate(cert.read_bytes()).extensions
+    try:
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(ip) for ip in san.value.get_values_for_type(x509.IPAddress)}
+
+
+def _pki_current(pki: Path) -> bool:
+    """Whether ``pki`` holds every key and a serving certificate for every one of
+    :data:`SERVING_IPS` (a cluster directory from an older version is given new ones)."""
+    cert = pki / "apiserver.crt"
+    return (pki / "sa.key").exists() and cert.exists() and set(SERVING_IPS) <= _serving_ips(cert)
+
+
 def _write_pki(pki: Path) -> None:
-    """A CA, a serving certificate for 127.0.0.1/localhost, and the service-account key pair."""
+    """A CA, a serving certificate for :data:`SERVING_IPS` and localhost, and the service-account
+    key pair."""
     pki.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
 
@@ -112,8 +146,7 @@ def _write_pki(pki: Path) -> None:
                 [
                     x509.DNSName("localhost"),
                     x509.DNSName("kubernetes.default.svc"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                    *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS),
                 ]
             ),
             critical=False,
@@ -136,7 +169,8 @@ def _write_pki(pki: Path) -> None:
 @dataclass
 class LocalCluster:
     """etcd + kube-apiserver (+ kube-controller-manager and kube-scheduler, + kwok on demand,
-    + ``real_nodes`` real nodes registered with ``real_node_taints``)."""
+    + ``real_nodes`` real nodes registered with ``real_node_taints``; + with ``in_cluster``, what
+    workloads on the real nodes need, see the module docstring)."""
 
     workdir: Path
     with_controller_manager: bool = True
@@ -148,15 +182,26 @@ class LocalCluster:
     extra_args: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Flags appended to a process's command line, by process name (``kube-apiserver``,
     ``kube-controller-manager``, ``kwok``...); a later flag overrides an earlier one."""
+    in_cluster: bool = False
     nodes: RealNodes | None = None
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
     apiserver_port: int = field(default_factory=free_port)
     processes: dict[str, Process] = field(default_factory=dict)
+    #: Forwarders from :data:`GATEWAY` to loopback, by port (``in_cluster`` mode).
+    forwards: dict[int, Process] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def in_cluster_env(self) -> dict[str, str]:
+        """What a pod on a real node needs to find the API server (``in_cluster`` mode): the
+        environment ``rest.InClusterConfig`` and kubernetes-asyncio read, pointing at the gateway."""
+        if not self.in_cluster:
+            raise RuntimeError("pods reach the API server only in in_cluster mode")
+        return {"KUBERNETES_SERVICE_HOST": GATEWAY, "KUBERNETES_SERVICE_PORT": str(self.apiserver_port)}
 
     @property
     def token(self) -> str:
@@ -173,8 +218,10 @@ class LocalCluster:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> None:
         """Start etcd and kube-apiserver (and the controller manager); return when /readyz is ok."""
+        if self.in_cluster and not self.real_nodes:
+            raise ValueError("in_cluster mode needs real nodes: their bridge carries the gateway")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if not (self.workdir / "pki" / "sa.key").exists():
+        if not _pki_current(self.workdir / "pki"):
             _write_pki(self.workdir / "pki")
         tokens = [(ADMIN_TOKEN, "admin"), *((user, user) for user in self.users)]
         (self.workdir / "tokens.csv").write_text(
@@ -188,20 +235,29 @@ class LocalCluster:
             self._start_scheduler()
         if self.real_nodes:
             self.start_real_nodes(self.real_nodes, taints=self.real_node_taints)
+        if self.in_cluster:
+            self.expose(self.apiserver_port)
 
     def start_real_nodes(
         self, count: int, *, taints: Sequence[str] = (), timeout: float = 180.0
     ) -> RealNodes:
         """Start ``count`` real nodes (``real-node-<i>``); return once all are Ready and schedulable."""
         if self.nodes is None:
-            self.nodes = RealNodes(self.workdir / "nodes", self.kubeconfig, count, taints=taints)
+            self.nodes = RealNodes(
+                self.workdir / "nodes", self.kubeconfig, count, taints=taints, gateway=self.in_cluster
+            )
             self.nodes.start(self.kubectl, timeout=timeout)
         return self.nodes
 
     def stop(self) -> None:
-        """Stop everything we started: real nodes first (their pods are deleted through the API
-        server while it still runs), then the control plane, newest first."""
+        """Stop everything we started: the forwarders, then the real nodes (their pods are deleted
+        through the API server while it still runs, and with the controller manager stopped
+        first, no ReplicaSet replaces them), then the rest of the control plane, newest first."""
+        for forward in self.forwards.values():
+            forward.stop()
         if self.nodes is not None:
+            if "kube-controller-manager" in self.processes:
+                self.processes["kube-controller-manager"].stop()
             api = self.processes.get("kube-apiserver")
             self.nodes.stop(self.kubectl if api is not None and api.alive() else None)
             self.nodes = None
@@ -218,6 +274,25 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- pods reaching this machine (in_cluster mode) ------------------------------------------
+    def expose(self, port: int, timeout: float = 10.0) -> str:
+        """Forward :data:`GATEWAY`:``port`` to 127.0.0.1:``port`` and return ``GATEWAY:port``,
+        the address pods on the real nodes use for a server that listens on loopback here."""
+        if self.nodes is None or not self.nodes.gateway:
+            raise RuntimeError("expose() needs the real nodes of an in_cluster cluster")
+        address = f"{GATEWAY}:{port}"
+        if port in self.forwards and self.forwards[port].alive():
+            return address
+        proc = Process(
+            f"forward-{port}",
+            [sys.executable, "-m", "devtools.forward", address, f"127.0.0.1:{port}"],
+            self.workdir / "logs" / f"forward-{port}.log",
+        )
+        self.forwards[port] = proc
+        proc.start()
+        wait_until(lambda: _listening(proc, GATEWAY, port), timeout, f"the forwarder to {address}")
+        return address
 
     # -- etcd ------------------------------------------------------------------------------------
     def _start_etcd(self, timeout: float) -> None:
@@ -265,7 +340,7 @@ class LocalCluster:
             "--advertise-address=127.0.0.1",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
-            "--disable-admission-plugins=ServiceAccount",
+            *(() if self.in_cluster else ("--disable-admission-plugins=ServiceAccount",)),
             "--authorization-mode=RBAC",
             f"--service-account-issuer={self.url}/",
             f"--service-account-key-file={pki / 'sa.pub'}",
@@ -360,14 +435,25 @@ class LocalCluster:
     # -- kube-controller-manager ---------------------------------------------------------------
     # garbage collection (ownerReferences), namespace deletion, and node lifecycle: the latter
     # removes the node.kubernetes.io/not-ready taint admission puts on every new Node once it
-    # reports Ready; without it nothing is ever scheduled on a kwok node.
+    # reports Ready; without it nothing is ever scheduled on a kwok node. In in_cluster mode also
+    # what Deployments and their pods' ServiceAccount tokens need: every namespace's `default`
+    # account (ServiceAccount admission requires the pod's account to exist), the kube-root-ca.crt
+    # ConfigMap (the CA in the token volume) and the Deployment and ReplicaSet controllers. Not
+    # the legacy token-Secret controller: the kubelet mounts TokenRequest tokens.
+    def _controllers(self) -> list[str]:
+        controllers = ["garbagecollector", "namespace", "node-lifecycle-controller"]
+        if self.in_cluster:
+            controllers += ["serviceaccount", "root-ca-cert-publisher", "deployment", "replicaset"]
+        return controllers
+
     def _start_controller_manager(self) -> None:
         proc = Process(
             "kube-controller-manager",
             [
                 str(go_tool("kubernetes", "kube-controller-manager")),
                 f"--kubeconfig={self.kubeconfig}",
-                "--controllers=garbagecollector,namespace,node-lifecycle-controller",
+                f"--controllers={','.join(self._controllers())}",
+                f"--root-ca-file={self.ca_file}",
                 "--node-monitor-period=1s",
                 "--leader-elect=false",
                 "--use-service-account-credentials=false",
@@ -501,6 +587,8 @@ class LocalCluster:
             "etcd_peer_port": self.etcd_peer_port,
             "apiserver_port": self.apiserver_port,
             "pids": {name: p.pid for name, p in self.processes.items()},
+            "in_cluster": self.in_cluster,
+            "forwards": {str(port): p.pid for port, p in self.forwards.items()},
             "real_nodes": self.nodes.state() if self.nodes is not None else None,
         }
         (self.workdir / "state.json").write_text(json.dumps(state, indent=2))
@@ -516,9 +604,13 @@ class LocalCluster:
             etcd_port=state["etcd_port"],
             etcd_peer_port=state["etcd_peer_port"],
             apiserver_port=state["apiserver_port"],
+            in_cluster=state.get("in_cluster", False),
         )
         for name, pid in state["pids"].items():
             cluster.processes[name] = Process(name, [], workdir / "logs" / f"{name}.log", pid=pid)
+        for port, pid in state.get("forwards", {}).items():
+            log = workdir / "logs" / f"forward-{port}.log"
+            cluster.forwards[int(port)] = Process(f"forward-{port}", [], log, pid=pid)
         if state.get("real_nodes"):
             cluster.nodes = RealNodes.from_state(workdir / "nodes", cluster.kubeconfig, state["real_nodes"])
         return cluster
@@ -531,7 +623,18 @@ class LocalCluster:
                 extra += node.processes()
             if self.nodes.registry is not None:
                 extra.append(self.nodes.registry.process)
-        return [*self.processes.values(), *extra]
+        return [*self.processes.values(), *self.forwards.values(), *extra]
+
+
+def _listening(proc: Process, host: str, port: int) -> bool:
+    """Whether ``host:port`` accepts connections; raises if ``proc`` (its server) has exited."""
+    if not proc.alive():
+        raise RuntimeError(f"{proc.name} exited during start-up:\n{proc.log_tail()}")
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -544,6 +647,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stages", type=Path, action="append", default=[], help="kwok Stage YAML files")
     parser.add_argument(
         "--real-nodes", type=int, default=0, metavar="N", help="also run N real nodes (containerd + kubelet)"
+    )
+    parser.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="let pods on the real nodes reach the API server and run Deployments (needs --real-nodes)",
     )
     args = parser.parse_args(argv)
     workdir: Path = args.dir.resolve()
@@ -570,10 +678,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if existing is not None and all(p.alive() for p in existing.all_processes()):
         running = len(existing.nodes.nodes) if existing.nodes is not None else 0
-        if running != args.real_nodes:
+        if (running, existing.in_cluster) != (args.real_nodes, args.in_cluster):
             print(
-                f"a local cluster with {running} real node(s) is already running; "
-                f"run `down` first to start one with {args.real_nodes}",
+                f"a local cluster with {running} real node(s) (in-cluster: {existing.in_cluster}) is "
+                f"already running; run `down` first to start one with {args.real_nodes}",
                 file=sys.stderr,
             )
             return 1
@@ -581,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if existing is not None:
         existing.stop()
-    cluster = LocalCluster(workdir, real_nodes=args.real_nodes)
+    cluster = LocalCluster(workdir, real_nodes=args.real_nodes, in_cluster=args.in_cluster)
     started = time.monotonic()
     try:
         cluster.start()
@@ -595,6 +703,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cluster.nodes is not None:
         names = ", ".join(node.name for node in cluster.nodes.nodes)
         print(f"real nodes {names} Ready after {cluster.nodes.started_seconds:.1f}s", file=sys.stderr)
+    if cluster.in_cluster:
+        env = " ".join(f"{k}={v}" for k, v in cluster.in_cluster_env.items())
+        print(f"pods reach the API server with {env}", file=sys.stderr)
     print(f"export KUBECONFIG={cluster.kubeconfig}")
     return 0
 

@@ -10,15 +10,19 @@ Layout of one group of nodes (all under the cluster's directory, except the sock
   host the nodes may pull from. Loopback registries are reached over plain HTTP, and a public host
   name can be *mirrored* to a local registry (``server`` is the only endpoint, so nothing is ever
   fetched from outside this machine);
-* one **CNI bridge** shared by the nodes, a ``/24`` per node, host-local IPAM, no gateway, no
-  masquerading: pods get addresses and nothing is routed to them;
+* one **CNI bridge** shared by the nodes: one ``/16`` (:data:`POD_NETWORK`) with a ``/24`` range
+  per node, host-local IPAM, no gateway, no masquerading: pods get addresses and no route out.
+  With ``gateway``, this machine also takes :data:`GATEWAY` on the bridge before any pod starts:
+  pods reach it on-link (and nothing beyond it), and the node's own kubelet reaches the pods'
+  addresses for probes. What listens there is chosen by the caller
+  (:meth:`devtools.localcluster.LocalCluster.expose`);
 * per node: containerd (own ``root``, ``state``, socket, runc root, network namespaces under its
   state dir) and a kubelet (own ports, root dir, pod-log dir, hostname ``real-node-<i>``).
 
 Stopping removes what the nodes made: pods are deleted through the API so the kubelet tears down
 their sandboxes (CNI DEL), leftover containers are killed through containerd, then the kubelet
 and containerd stop by PID, every mount left under the node directories is unmounted, and the
-bridge is deleted. Facts and traps behind the configuration (``restrict_oom_score_adj``, cgroup
+bridge is deleted (with the gateway address on it). Facts and traps behind the configuration (``restrict_oom_score_adj``, cgroup
 v1, socket path length) are measured in the project's test-infrastructure notes.
 """
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -41,7 +46,9 @@ from devtools.registry import RegistryServer, start_registry
 from devtools.tools import REPO_ROOT, go_tool, system_tool
 
 __all__ = [
+    "GATEWAY",
     "HELPER_NOOP_PATH",
+    "POD_NETWORK",
     "REAL_NODE_LABEL",
     "RealNode",
     "RealNodes",
@@ -53,7 +60,11 @@ HELPER_NOOP_PATH = "/usr/local/bin/drop-noop"
 #: Label every real node carries (kwok nodes carry ``type: kwok``).
 REAL_NODE_LABEL = ("type", "real")
 CNI_BIN_DIR = Path("/usr/lib/cni")
-SUBNET = "10.244.{index}.0/24"
+#: The pods' addresses: one network on the shared bridge, ``10.244.<node index>.0/24`` per node.
+POD_NETWORK = ipaddress.IPv4Network("10.244.0.0/16")
+#: This machine's address on the bridge when the nodes run with ``gateway``: the one address of
+#: the host a pod can reach (on-link; pods have no other route).
+GATEWAY = "10.244.0.1"
 _STATIC_FLAGS = ("-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror")  # as the Dockerfile builds drop-noop
 _RUN_ROOT = Path("/run")
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
@@ -157,6 +168,20 @@ def _kubelet_config(node: RealNode) -> dict[str, Any]:
     }
 
 
+def pod_range(index: int) -> dict[str, str]:
+    """Node ``index``'s host-local range: its own ``/24`` for allocation, the whole
+    :data:`POD_NETWORK` as the pods' subnet, so that every pod has :data:`GATEWAY` on-link."""
+    if not 0 <= index < 255:
+        raise ValueError(f"node index {index} outside 0..254")
+    base = POD_NETWORK.network_address + (index << 8)
+    return {
+        "subnet": str(POD_NETWORK),
+        "rangeStart": str(base + 2),
+        "rangeEnd": str(base + 254),
+        "gateway": GATEWAY,
+    }
+
+
 def _cni_config(node: RealNode, bridge: str) -> dict[str, Any]:
     return {
         "cniVersion": "1.0.0",
@@ -169,7 +194,7 @@ def _cni_config(node: RealNode, bridge: str) -> dict[str, Any]:
                 "ipMasq": False,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": SUBNET.format(index=node.index)}]],
+                    "ranges": [[pod_range(node.index)]],
                     "dataDir": str(node.dir / "cni-ipam"),
                 },
             },
@@ -274,6 +299,8 @@ class RealNodes:
     kubeconfig: Path
     count: int
     taints: Sequence[str] = ()
+    #: Put :data:`GATEWAY` on the bridge (see the module docstring).
+    gateway: bool = False
     nodes: list[RealNode] = field(default_factory=list)
     registry: RegistryServer | None = None
     sandbox_image: str = ""
@@ -299,6 +326,8 @@ class RealNodes:
         is Ready and schedulable (the not-ready taint removed by the node lifecycle controller)."""
         started = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.gateway:
+            _add_gateway(self.bridge)
         self.registry = start_registry(self.workdir / "registry", version=2)
         self.trust(self.registry.host)
         self._push_node_images()
@@ -472,6 +501,7 @@ class RealNodes:
         assert self.registry is not None
         return {
             "count": self.count,
+            "gateway": self.gateway,
             "nodes": [n.state() for n in self.nodes],
             "registry": {"host": self.registry.host, "pid": self.registry.pid},
             "sandbox_image": self.sandbox_image,
@@ -480,7 +510,7 @@ class RealNodes:
 
     @classmethod
     def from_state(cls, workdir: Path, kubeconfig: Path, state: Mapping[str, Any]) -> RealNodes:
-        group = cls(workdir, kubeconfig, state["count"])
+        group = cls(workdir, kubeconfig, state["count"], gateway=state.get("gateway", False))
         group.nodes = [RealNode.from_state(n) for n in state["nodes"]]
         group.sandbox_image = state["sandbox_image"]
         group.helper_image = state["helper_image"]
@@ -513,6 +543,29 @@ def _unmount_under(directory: Path) -> None:
     points = [line.split()[4] for line in lines]
     for point in sorted({p for p in points if p.startswith(prefix)}, key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True, timeout=30, check=False)
+
+
+def _add_gateway(bridge: str) -> None:
+    """Create ``bridge`` (the CNI plugin adopts an existing one) with :data:`GATEWAY` on it.
+
+    Refuses when the address is on another device already: a second cluster with a gateway would
+    make the pods' network ambiguous (stop the other one first)."""
+    ip = system_tool("ip", "iproute2")
+    held = subprocess.run(
+        [str(ip), "-o", "-4", "addr", "show", "to", f"{GATEWAY}/32"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.split()  # fmt: skip
+    if held and held[1] != bridge:
+        raise RuntimeError(
+            f"{GATEWAY} is already on {held[1]}: another local cluster runs with pods that reach "
+            "this machine; stop it first"
+        )
+    if not Path(f"/sys/class/net/{bridge}").exists():
+        subprocess.run([str(ip), "link", "add", "name", bridge, "type", "bridge"], check=True, timeout=30)
+    if not held:
+        address = f"{GATEWAY}/{POD_NETWORK.prefixlen}"
+        subprocess.run([str(ip), "addr", "add", address, "dev", bridge], check=True, timeout=30)
+    subprocess.run([str(ip), "link", "set", bridge, "up"], check=True, timeout=30)
 
 
 def _delete_link(name: str) -> None:

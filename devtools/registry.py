@@ -88,6 +88,7 @@ class TokenServer:
         issuer: str = ISSUER,
         signing: KeyPair | None = None,
         port: int | None = None,
+        realm_host: str = "127.0.0.1",
     ) -> None:
         self.users = dict(users)
         self.anonymous_pull = anonymous_pull
@@ -97,7 +98,10 @@ class TokenServer:
         self.signing: KeyPair = signing or self_signed_rsa("drop test token signer")
         self.requests: list[TokenRequest] = []
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/token"
+        # It listens on 127.0.0.1 only; ``realm_host`` is where clients are told to find it
+        # (pods reach this machine through a forwarder on another address).
+        self.url = f"http://{realm_host}:{self.port}/token"
+        self.local_url = f"http://127.0.0.1:{self.port}/token"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -366,12 +370,15 @@ def start_registry(
     tls_names: Sequence[str] = (),
     ready_timeout: float = 30.0,
     detached: bool = False,
+    token_realm_host: str = "127.0.0.1",
 ) -> RegistryServer:
     """Start a registry in `workdir`; the caller stops it with `.stop()`.
 
     With `detached`, the token server runs as its own process instead of a thread, so the
     registry keeps working after the starting process exits (the demo). `tls_names` are extra DNS
     names its certificate is valid for (a test can then address it by a public host name).
+    `token_realm_host` is the host the token realm names (clients that reach this machine's
+    loopback ports through a forwarder on another address).
     """
     binary = _binary(version)
     users = dict(users or {"admin": "admin-secret"})
@@ -411,7 +418,9 @@ def start_registry(
         )
         lines += ["auth:", "  htpasswd:", "    realm: drop-test", f"    path: {htpasswd}"]
     elif auth == "token":
-        token_server = TokenServer(users, anonymous_pull=anonymous_pull, expires_in=token_expires_in)
+        token_server = TokenServer(
+            users, anonymous_pull=anonymous_pull, expires_in=token_expires_in, realm_host=token_realm_host
+        )
         bundle = workdir / "token-signer.crt"
         bundle.write_bytes(token_server.signing.cert_pem)
         lines += [
@@ -455,7 +464,7 @@ def start_registry(
             alive=process.alive,
         )
         if token_process is not None and token_server is not None:
-            wait_http(token_server.url, timeout=ready_timeout, alive=token_process.alive)
+            wait_http(token_server.local_url, timeout=ready_timeout, alive=token_process.alive)
     except Exception as err:
         tail = process.log_tail()
         server.stop()

@@ -85,6 +85,7 @@ def install_chart(
     release: str = RELEASE,
     namespace: str = NAMESPACE,
     values: Mapping[str, str] | None = None,
+    string_values: Mapping[str, str] | None = None,
     wait: bool = False,
     chart: Path | str = CHART,
     extra_args: Sequence[str] = (),
@@ -92,6 +93,8 @@ def install_chart(
     """``helm upgrade --install`` the chart into ``namespace``, which enforces Pod Security
     "restricted" so that every pull pod the operator creates is held to it.
 
+    ``values`` are ``--set`` (helm reads numbers and booleans in them), ``string_values`` are
+    ``--set-string`` (kept strings, e.g. an environment variable's value that looks like a number).
     ``chart`` is a chart directory, a packaged ``.tgz`` or an ``oci://`` reference; ``extra_args``
     go to helm as they are (e.g. ``--version``, ``--plain-http``)."""
     kubectl = _kubectl(kubeconfig)
@@ -111,6 +114,8 @@ def install_chart(
     args = ["upgrade", "--install", release, str(chart), f"--namespace={namespace}", *extra_args]
     for key, value in (values or {}).items():
         args.append(f"--set={key}={value}")
+    for key, value in (string_values or {}).items():
+        args.append(f"--set-string={key}={value}")
     if wait:
         args += ["--wait", "--timeout=5m"]
     helm(kubeconfig, *args)

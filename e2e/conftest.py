@@ -1,8 +1,11 @@
-"""The e2e session: one environment (local control plane, or the cluster in ``$KUBECONFIG`` when
-``DROP_E2E_CLUSTER`` is set) shared by every scenario, and the operator's log on every failure.
+"""The e2e session: one environment per mode (``e2e/environment.py``: local, in-cluster local, or
+the cluster in ``$KUBECONFIG`` when ``DROP_E2E_CLUSTER`` is set), each shared by every scenario,
+and the operator's log on every failure.
 
-Scenarios run in file order and build on each other the way a user would: the documentation's
-policies first, then a source outage, then the uninstall (which must come last).
+The ``env`` fixture is parametrized by mode, so pytest runs every scenario against one mode's
+environment, stops it, then starts the next one. Within a mode, scenarios run in file order and
+build on each other the way a user would: the documentation's policies first, then a source
+outage, then the uninstall (which must come last).
 """
 
 from __future__ import annotations
@@ -17,25 +20,31 @@ from devtools import examples
 from devtools.tools import ToolMissingError
 from e2e.environment import Environment, Settings
 from e2e.incluster import ClusterEnvironment
+from e2e.incluster_local import InClusterLocalEnvironment
 from e2e.kube import PodWatch
 from e2e.local import LocalEnvironment
 from e2e.scenario import FAST_PULLS, PULL_POD_SELECTOR
 
 _ENV: list[Environment] = []
+SETTINGS = Settings.from_env()
+ENVIRONMENTS: dict[str, type[LocalEnvironment] | type[ClusterEnvironment]] = {
+    "local": LocalEnvironment,
+    "incluster-local": InClusterLocalEnvironment,
+    "cluster": ClusterEnvironment,
+}
 
 
-@pytest.fixture(scope="session")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
-    settings = Settings.from_env()
+@pytest.fixture(scope="session", params=SETTINGS.modes)
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+    mode: str = request.param
+    # A short directory name: the kubelet's unix sockets live below it (at most 107 bytes).
     started = time.monotonic()
     try:
-        if settings.cluster:
-            environment: Environment = ClusterEnvironment.start(settings, tmp_path_factory.mktemp("e2e"))
-        else:
-            environment = LocalEnvironment.start(settings, tmp_path_factory.mktemp("e2e"))
+        environment: Environment = ENVIRONMENTS[mode].start(SETTINGS, tmp_path_factory.mktemp("e2e"))
     except ToolMissingError as err:
         pytest.fail(str(err), pytrace=False)
-    print(f"\ne2e environment ({settings.cluster or 'local'}) ready in {time.monotonic() - started:.1f}s")
+    laps = getattr(environment, "timings", None) or ""
+    print(f"\ne2e environment ({mode}) ready in {time.monotonic() - started:.1f}s {laps}")
     _ENV.append(environment)
     try:
         yield environment
@@ -65,6 +74,22 @@ def applied(env: Environment, pull_pods: PodWatch) -> None:
     for name in examples.SET_FILES:
         docs += examples.load(name)
     env.kubectl.apply(docs)
+
+
+# The first scenario of each mode also starts its environment (cluster, image, chart, operator):
+# longer than the per-test limit when the operator image must be rebuilt.
+SETUP_TIMEOUT = 900
+
+
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the items by mode
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    started: set[str] = set()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        mode = callspec.params.get("env") if callspec is not None else None
+        if mode is not None and mode not in started:
+            started.add(mode)
+            item.add_marker(pytest.mark.timeout(SETUP_TIMEOUT))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,13 +1,23 @@
 """Where the e2e suite runs: the local control plane (default) or a real cluster (DROP_E2E_CLUSTER).
 
-Both give the scenarios the same things: an admin :class:`Kubectl`, the chart installed, the
-operator running with the chart's ServiceAccount, the nodes pulls should land on, and the two
-sources the documentation's policies query (Prometheus with the seed's credentials, a registry
-with GitLab-runner-helper-like tags), which a scenario can take down and bring back.
+Three modes, each giving the scenarios the same things: an admin :class:`Kubectl`, the chart
+installed, the operator running with the chart's ServiceAccount, the nodes pulls should land on,
+and the two sources the documentation's policies query (Prometheus with the seed's credentials, a
+registry with GitLab-runner-helper-like tags), which a scenario can take down and bring back.
+
+``local``            the local control plane; the operator as two local processes (``e2e/local.py``)
+``incluster-local``  the local control plane; the operator as the chart's Deployment on its real
+                     nodes, from the image built here (``e2e/incluster_local.py``)
+``cluster``          the cluster in ``$KUBECONFIG``, e.g. kind in CI (``e2e/incluster.py``)
+
+Without settings the suite runs ``local`` and then ``incluster-local`` (each scenario once per
+mode, the whole suite against one environment before the next starts).
 
 Settings (all optional):
 
+``DROP_E2E_MODE``       ``local``, ``incluster-local`` or ``cluster``: run that mode only
 ``DROP_E2E_CLUSTER``    any value: use ``$KUBECONFIG`` instead of starting a local control plane
+                        (the same as ``DROP_E2E_MODE=cluster``)
 ``DROP_E2E_RELEASE``    Helm release name (default ``drop-operator``)
 ``DROP_E2E_NAMESPACE``  release namespace (default ``drop-system``)
 ``DROP_E2E_IMAGE``      operator image for cluster mode, ``repository:tag`` (default ``drop-operator:e2e``)
@@ -19,6 +29,7 @@ import abc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from devtools import sampledata
 from devtools.realnodes import RealNode
@@ -28,20 +39,30 @@ SEED_USERNAME = "admin"
 SEED_PASSWORD = "my-prometheus-password"  # the seed's prometheus-creds Secret, verbatim
 
 
+MODES = ("local", "incluster-local", "cluster")
+LOCAL_MODES = ("local", "incluster-local")
+
+
 @dataclass(frozen=True)
 class Settings:
     cluster: str | None
     release: str
     namespace: str
     image: str
+    modes: tuple[str, ...] = LOCAL_MODES
 
     @classmethod
     def from_env(cls) -> Settings:
+        cluster = os.environ.get("DROP_E2E_CLUSTER") or None
+        mode = os.environ.get("DROP_E2E_MODE") or ("cluster" if cluster else "")
+        if mode and mode not in MODES:
+            raise ValueError(f"DROP_E2E_MODE={mode!r}: expected one of {', '.join(MODES)}")
         return cls(
-            cluster=os.environ.get("DROP_E2E_CLUSTER") or None,
+            cluster=cluster or ("kubeconfig" if mode == "cluster" else None),
             release=os.environ.get("DROP_E2E_RELEASE") or "drop-operator",
             namespace=os.environ.get("DROP_E2E_NAMESPACE") or "drop-system",
             image=os.environ.get("DROP_E2E_IMAGE") or "drop-operator:e2e",
+            modes=(mode,) if mode else LOCAL_MODES,
         )
 
 
@@ -60,6 +81,9 @@ class Environment(abc.ABC):
     nodes_start_empty: bool = True
     # Nodes whose containerd store the suite can read (local mode), to check pulls really landed.
     real_nodes: list[RealNode] = field(default_factory=list)
+    # Whether the leader still can clear the Lease's holder once `helm uninstall` ran: the local
+    # replicas are stopped first; in-cluster pods stop after the chart's RBAC is gone.
+    releases_lease_on_uninstall: ClassVar[bool] = True
 
     @property
     def namespace(self) -> str:

@@ -1,6 +1,10 @@
 """Cluster mode (``DROP_E2E_CLUSTER`` set, e.g. kind in GitHub Actions): the cluster in
 ``$KUBECONFIG``, the chart installed with the image under test, the operator running in-cluster.
 
+:class:`ChartOperator` is the part shared with the local in-cluster mode
+(``e2e/incluster_local.py``): the operator as the chart's two-replica Deployment, its leader pod
+killed, ``helm uninstall``.
+
 Prometheus and a registry run in namespace ``drop-e2e`` from ``e2e/manifests/sources.yaml``:
 Prometheus scrapes a static file of sample series (the same generator as local mode, restricted
 to small public images so that real nodes can really pull every ranked image), protected by the
@@ -15,8 +19,10 @@ import json
 import shutil
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import bcrypt
 import yaml
@@ -37,8 +43,89 @@ QUERY = (
 )
 
 
+OPERATOR_SELECTOR = "app.kubernetes.io/component=operator"
+
+
+class ChartOperator(Environment):
+    """The operator as the chart's Deployment in the cluster: two replicas from the image under
+    test, leader election between the pods, the chart's probes, Pod Security "restricted" on the
+    release namespace, a read-only root filesystem (the chart's defaults)."""
+
+    releases_lease_on_uninstall: ClassVar[bool] = False
+
+    def install_operator(
+        self,
+        image: str,
+        values: Mapping[str, str] | None = None,
+        string_values: Mapping[str, str] | None = None,
+    ) -> None:
+        """``helm upgrade --install`` with ``image`` (``repository:tag``); returns once both
+        replicas are Ready (``--wait``)."""
+        repository, _, tag = image.rpartition(":")
+        install_chart(
+            self.kubectl.kubeconfig,
+            release=self.release,
+            namespace=self.namespace,
+            values={
+                "image.repository": repository,
+                "image.tag": tag,
+                "image.pullPolicy": "IfNotPresent",
+                # Two replicas: leader election between pods (test_2_leader_failover.py).
+                "replicaCount": "2",
+                "logLevel": "debug",
+                "leaderElection.leaseName": self.lease_name,
+                **(values or {}),
+            },
+            string_values=string_values,
+            wait=True,
+        )
+
+    def operator_pods(self) -> list[dict[str, Any]]:
+        return self.kubectl.items(
+            "pods",
+            namespace=self.namespace,
+            selector=f"app.kubernetes.io/instance={self.release},{OPERATOR_SELECTOR}",
+        )
+
+    def kill_leader(self) -> str:
+        holder = self.leader()
+        # The identity is "<hostname>_<random>", and a pod's hostname is its name.
+        pod = holder.rpartition("_")[0]
+        self.kubectl.run(
+            "delete", "pod", pod, f"--namespace={self.namespace}", "--grace-period=0", "--force",
+            "--wait=false",
+        )  # fmt: skip
+
+        def replaced() -> bool:
+            ready = [
+                p["metadata"]["name"]
+                for p in self.operator_pods()
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])
+                )
+            ]
+            return pod not in ready and len(ready) == 2
+
+        eventually(replaced, within=300, what=f"a replacement for pod {pod} to be Ready")
+        return holder
+
+    def uninstall(self) -> None:
+        helm(self.kubectl.kubeconfig, "uninstall", self.release, f"--namespace={self.namespace}", "--wait")
+
+    def operator_log(self, lines: int = 120) -> str:
+        return self.kubectl.run(
+            "logs",
+            f"--namespace={self.namespace}",
+            f"--selector=app.kubernetes.io/instance={self.release}",
+            "--all-containers",
+            "--prefix",
+            f"--tail={lines}",
+            check=False,
+        )
+
+
 @dataclass
-class ClusterEnvironment(Environment):
+class ClusterEnvironment(ChartOperator):
     workdir: Path = Path()
     kubeconfig: Path = Path()
     forwards: dict[str, Process] = field(default_factory=dict)
@@ -65,22 +152,7 @@ class ClusterEnvironment(Environment):
         return env
 
     def _start(self) -> None:
-        repository, _, tag = self.settings.image.rpartition(":")
-        install_chart(
-            self.kubeconfig,
-            release=self.release,
-            namespace=self.namespace,
-            values={
-                "image.repository": repository,
-                "image.tag": tag,
-                "image.pullPolicy": "IfNotPresent",
-                # Two replicas: leader election between pods (test_2_leader_failover.py).
-                "replicaCount": "2",
-                "logLevel": "debug",
-                "leaderElection.leaseName": self.lease_name,
-            },
-            wait=True,
-        )
+        self.install_operator(self.settings.image)
         self.nodes = [
             node["metadata"]["name"]
             for node in self.kubectl.items("nodes")
@@ -191,33 +263,6 @@ class ClusterEnvironment(Environment):
         self.forwards.pop("prometheus").stop()
 
     # -- scenario hooks --------------------------------------------------------------------------
-    def kill_leader(self) -> str:
-        holder = self.leader()
-        # The identity is "<hostname>_<random>", and a pod's hostname is its name.
-        pod = holder.rpartition("_")[0]
-        self.kubectl.run(
-            "delete", "pod", pod, f"--namespace={self.namespace}", "--grace-period=0", "--force",
-            "--wait=false",
-        )  # fmt: skip
-
-        def replaced() -> bool:
-            pods = self.kubectl.items(
-                "pods",
-                namespace=self.namespace,
-                selector=f"app.kubernetes.io/instance={self.release},app.kubernetes.io/component=operator",
-            )
-            ready = [
-                p["metadata"]["name"]
-                for p in pods
-                if any(
-                    c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])
-                )
-            ]
-            return pod not in ready and len(ready) == 2
-
-        eventually(replaced, within=300, what=f"a replacement for pod {pod} to be Ready")
-        return holder
-
     def stop_prometheus(self) -> None:
         self.kubectl.run("scale", "deployment/prometheus", "--replicas=0", f"--namespace={SOURCES_NAMESPACE}")
         eventually(
@@ -230,20 +275,6 @@ class ClusterEnvironment(Environment):
         self.kubectl.run("scale", "deployment/prometheus", "--replicas=1", f"--namespace={SOURCES_NAMESPACE}")
         self._rollout("prometheus")
         self._wait_scraped()
-
-    def uninstall(self) -> None:
-        helm(self.kubeconfig, "uninstall", self.release, f"--namespace={self.namespace}", "--wait")
-
-    def operator_log(self, lines: int = 120) -> str:
-        return self.kubectl.run(
-            "logs",
-            f"--namespace={self.namespace}",
-            f"--selector=app.kubernetes.io/instance={self.release}",
-            "--all-containers",
-            "--prefix",
-            f"--tail={lines}",
-            check=False,
-        )
 
     def close(self) -> None:
         for proc in self.forwards.values():

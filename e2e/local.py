@@ -18,8 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from devtools import image, sampledata
+from devtools import image, sampledata, sampleimages
 from devtools.localcluster import LocalCluster, kubectl_binary
 from devtools.process import wait_until
 from devtools.prometheus import PrometheusServer, start_prometheus
@@ -53,6 +54,14 @@ def _identity(operator: OperatorProcess) -> str:
 
 @dataclass
 class LocalEnvironment(Environment):
+    """Local mode; the in-cluster local mode (``e2e/incluster_local.py``) changes where the
+    operator runs (:meth:`_start_operator`) and how pods reach the sources (:meth:`_reachable`)."""
+
+    #: Start the control plane for workloads on the real nodes (LocalCluster's ``in_cluster``).
+    in_cluster: ClassVar[bool] = False
+    #: The host the registry's token realm names: where the operator reaches the token server.
+    token_realm_host: ClassVar[str] = "127.0.0.1"
+
     workdir: Path = Path()
     cluster: LocalCluster | None = None
     prometheus: PrometheusServer | None = None
@@ -66,7 +75,7 @@ class LocalEnvironment(Environment):
 
     @classmethod
     def start(cls, settings: Settings, workdir: Path) -> LocalEnvironment:
-        cluster = LocalCluster(workdir / "cluster", real_nodes=REAL_NODES)
+        cluster = LocalCluster(workdir / "cluster", real_nodes=REAL_NODES, in_cluster=cls.in_cluster)
         env = cls(settings, Kubectl(kubectl_binary(), cluster.kubeconfig), workdir=workdir, cluster=cluster)
         try:
             env._start()
@@ -86,18 +95,11 @@ class LocalEnvironment(Environment):
         with ThreadPoolExecutor(2) as pool:
             # The sources do not need the cluster: start them while the control plane comes up.
             sources = pool.submit(self._start_sources)
-            # Nor does building the operator image (seconds when podman's layer cache is warm).
-            built = pool.submit(image.build)
+            # Nor does building the operator image (reused when the sources have not changed).
+            built = pool.submit(image.build, reuse=True)
             self.cluster.start()
             t = self._lap("control plane", t)
             self.cluster.start_kwok([KWOK_STAGES])
-            install_chart(
-                self.cluster.kubeconfig,
-                release=self.release,
-                namespace=self.namespace,
-                values={"replicaCount": "0", "leaderElection.leaseName": self.lease_name},
-            )
-            t = self._lap("helm install", t)
             create_kwok_nodes(self.cluster, NODES, {"drop.corewire.io/e2e": "true"})
             assert self.cluster.nodes is not None
             self.real_nodes = list(self.cluster.nodes.nodes)
@@ -108,20 +110,38 @@ class LocalEnvironment(Environment):
             self.real_image = f"{self.cluster.nodes.registry.host}/drop-operator:{package_version()}"
             image.push(built.result().id, self.real_image)
             t = self._lap("operator image", t)
-            self.operator_kubeconfig = service_account_kubeconfig(
-                self.cluster,
-                self.workdir / "operator.kubeconfig",
-                service_account=self.service_account(),
-                namespace=self.namespace,
-            )
-            # Started one after the other, so the first one leads and the second waits.
-            self.operator = self._start_replica()
-            self.standby = self._start_replica()
+            self._start_operator()
             t = self._lap("operator ready", t)
             sources.result()
+            self.prometheus_url = self._reachable(self.prometheus_url)
+            self.registry_url = self._reachable(self.registry_url)
             self._serve_ranked_images()
         self._wait_nodes_schedulable()
         self._lap("nodes ready", t)
+
+    def _start_operator(self) -> None:
+        """The chart with no replicas, and the operator as two local processes with a token of
+        the chart's ServiceAccount."""
+        assert self.cluster is not None
+        install_chart(
+            self.cluster.kubeconfig,
+            release=self.release,
+            namespace=self.namespace,
+            values={"replicaCount": "0", "leaderElection.leaseName": self.lease_name},
+        )
+        self.operator_kubeconfig = service_account_kubeconfig(
+            self.cluster,
+            self.workdir / "operator.kubeconfig",
+            service_account=self.service_account(),
+            namespace=self.namespace,
+        )
+        # Started one after the other, so the first one leads and the second waits.
+        self.operator = self._start_replica()
+        self.standby = self._start_replica()
+
+    def _reachable(self, url: str) -> str:
+        """``url`` (a server on 127.0.0.1) as the operator reaches it: as it is, from here."""
+        return url
 
     @property
     def operator_image(self) -> str:
@@ -156,7 +176,9 @@ class LocalEnvironment(Environment):
             basic_auth=(SEED_USERNAME, SEED_PASSWORD),
         )
         self.prometheus_url = self.prometheus.url
-        self.registry = start_registry(self.workdir / "registry", auth="token")
+        self.registry = start_registry(
+            self.workdir / "registry", auth="token", token_realm_host=self.token_realm_host
+        )
         self.registry.seed_tags(sampledata.RUNNER_HELPER_REPOSITORY, sampledata.runner_helper_tags())
         self.registry_url = self.registry.url
 
@@ -166,6 +188,15 @@ class LocalEnvironment(Environment):
         ranked = [parse(image) for image, _ in self.expected_ranking()]
         # The runner helper's host is served by the registry its registry source lists.
         helper = {r.domain for r in ranked if r.path == sampledata.RUNNER_HELPER_REPOSITORY}
+        # Each helper tag either policy ranks is an image of its own, as upstream. The seeded tags
+        # share one content, which a kubelet lists in node.status.images under five names only;
+        # with kwok's pull pods reporting another digest for it, a real node would then seem to
+        # have lost the tags it does not name.
+        helper_tags = {r.tag for r in ranked if r.path == sampledata.RUNNER_HELPER_REPOSITORY}
+        helper_tags.update(f"x86_64-{tag}" for tag in self.expected_helper_tags())
+        for tag in sorted(t for t in helper_tags if t):
+            name = f"{sampledata.RUNNER_HELPER_REPOSITORY}:{tag}"
+            self.registry.push(sampledata.RUNNER_HELPER_REPOSITORY, [tag], sampleimages.unique(name))
         serve_images(
             self.cluster.nodes, [r.name for r in ranked], hosted=dict.fromkeys(helper, self.registry)
         )

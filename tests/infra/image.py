@@ -2,7 +2,8 @@
 podman against Debian bases (:mod:`devtools.image`) and pushed to a local registry on 127.0.0.1.
 
 Building is the slow part (cold: the Debian bases, about 2.5 min, then the build, about 1 min;
-warm: seconds), so every test that needs the image shares this one build. A missing podman or
+warm: seconds), so every test that needs the image shares this one build, and a build of the same
+sources (:func:`devtools.image.source_key`) is reused, by the e2e suite too. A missing podman or
 mmdebstrap fails the session with the command that installs it.
 """
 
@@ -40,7 +41,7 @@ class PushedImage:
 
 @pytest.fixture(scope="session")
 def operator_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushedImage]:
-    built = fail_if_missing(image.build)
+    built = fail_if_missing(image.build, reuse=True)
     print(f"\noperator image {built.id[:12]} ({built.arch}): {built.size / 1e6:.0f} MB")
     registry = fail_if_missing(start_registry, tmp_path_factory.mktemp("image-registry"))
     try:
