@@ -326,7 +326,9 @@ class LocalCluster:
 
     def _apiserver_args(self) -> list[str]:
         pki = self.workdir / "pki"
-        policy = self.workdir / "audit-policy.yaml"
+        # A name of its own: a caller may put its own policy in the workdir and pass it in
+        # ``extra_args`` (the later flag wins), and must not find it overwritten here.
+        policy = self.workdir / "drop-writes-audit-policy.yaml"
         policy.write_text(_AUDIT_POLICY)
         return [
             str(go_tool("kubernetes", "kube-apiserver")),
