@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,11 +84,16 @@ SETUP_TIMEOUT = 900
 
 @pytest.hookimpl(trylast=True)  # after pytest has grouped the items by mode
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The hook sees the whole session's items (``pytest tests e2e``): only this directory's
+    # scenarios are parametrized by mode, and other tests may have an "env" parameter of their own.
+    here = Path(__file__).parent
     started: set[str] = set()
     for item in items:
+        if here not in item.path.parents:
+            continue
         callspec = getattr(item, "callspec", None)
         mode = callspec.params.get("env") if callspec is not None else None
-        if mode is not None and mode not in started:
+        if isinstance(mode, str) and mode not in started:
             started.add(mode)
             item.add_marker(pytest.mark.timeout(SETUP_TIMEOUT))
 
