@@ -231,13 +231,27 @@ def start_operator(
     log_format: str = "console",
     extra_args: Sequence[str] = (),
     ready_timeout: float = 60.0,
+    source: Path | None = None,
 ) -> OperatorProcess:
-    """Start the operator and wait until its ``/readyz`` answers (informers synced)."""
+    """Start the operator and wait until its ``/readyz`` answers (informers synced).
+
+    ``source`` is a directory holding another ``drop_operator`` package (an earlier release's,
+    extracted from git history) to run instead of this checkout's.
+    """
     metrics_port, probe_port = free_port(), free_port()
+    module = (
+        ["-m", "drop_operator"]
+        if source is None
+        else [
+            "-c",
+            "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "runpy.run_module('drop_operator', run_name='__main__', alter_sys=True)",
+            str(source),
+        ]
+    )
     args = [
         sys.executable,
-        "-m",
-        "drop_operator",
+        *module,
         "run",
         f"--kubeconfig={kubeconfig}",
         f"--namespace={namespace}",

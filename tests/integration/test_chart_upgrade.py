@@ -61,10 +61,12 @@ STATIC_SET = {
 Obj = dict[str, Any]
 
 
-def _previous_chart(dest: Path) -> Path:
-    """``charts/drop-operator`` as of ``PREVIOUS_CHART``, extracted under ``dest``."""
+def _previous_release(dest: Path) -> Path:
+    """``charts/drop-operator`` and the ``drop_operator`` package as of ``PREVIOUS_CHART``, extracted
+    under ``dest``: the chart's RBAC grants what that operator needs, not what today's needs."""
+    paths = ["charts/drop-operator", "drop_operator"]
     result = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", PREVIOUS_CHART, "charts/drop-operator"],
+        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", PREVIOUS_CHART, *paths],
         capture_output=True,
         timeout=60,
         check=False,
@@ -94,9 +96,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield cluster
 
 
-def _start_operator(cluster: LocalCluster, workdir: Path, name: str) -> OperatorProcess:
+def _start_operator(
+    cluster: LocalCluster, workdir: Path, name: str, source: Path | None = None
+) -> OperatorProcess:
     kubeconfig = service_account_kubeconfig(cluster, workdir / f"{name}.kubeconfig")
-    return start_operator(kubeconfig, workdir / f"{name}.log", log_format="console")
+    return start_operator(kubeconfig, workdir / f"{name}.log", log_format="console", source=source)
 
 
 def _objects(cluster: LocalCluster) -> dict[tuple[str, str, str], Obj]:
@@ -129,7 +133,7 @@ def _children(cluster: LocalCluster, owner: str) -> dict[str, str]:
 def test_upgrade_from_the_previous_chart_keeps_every_object_and_child(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    previous = _previous_chart(tmp_path / "previous")
+    previous = _previous_release(tmp_path / "previous")
     install_chart(cluster.kubeconfig, chart=previous, values={"replicaCount": "0"})
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
@@ -142,7 +146,8 @@ def test_upgrade_from_the_previous_chart_keeps_every_object_and_child(
     docs += [d for name in examples.SET_FILES for d in examples.load(name)] + [STATIC_SET]
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
-    operator = _start_operator(cluster, tmp_path, "operator-before")
+    # The previous release's operator with the previous chart's RBAC, as on a user's cluster.
+    operator = _start_operator(cluster, tmp_path, "operator-before", source=tmp_path / "previous")
     try:
         wait_until(lambda: len(_children(cluster, "upgrade-static")) == 3, 60, "the static set's 3 children")
         before = _objects(cluster)
