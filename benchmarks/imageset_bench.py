@@ -172,16 +172,11 @@ async def floor_size(client: KubeClient, other: KubeClient, n: int) -> float:
     return elapsed
 
 
-async def one_size(
-    cluster: LocalCluster,
-    manager: Manager,
-    client: KubeClient,
-    other: KubeClient,
-    n: int,
-    *,
-    floor_time: float,
-) -> tuple[int, float, float, float]:
-    policy, name = f"bench-policy-{n}", f"bench-set-{n}"
+async def create_policy_and_set(
+    client: KubeClient, policy: str, name: str, *, pull_policy: str | None = None
+) -> None:
+    """A DiscoveryPolicy whose source never answers (the benchmark writes its ranking) and the
+    CachedImageSet that follows it, under PullPolicy ``pull_policy`` when given."""
     await client.create(
         DISCOVERY_POLICIES,
         {
@@ -197,15 +192,31 @@ async def one_size(
             },
         },
     )
+    spec: dict[str, Any] = {"discoveryPolicyRef": {"name": policy}}
+    if pull_policy is not None:
+        spec["pullPolicyRef"] = {"name": pull_policy}
     await client.create(
         CACHED_IMAGE_SETS,
         {
             "apiVersion": CACHED_IMAGE_SETS.api_version,
             "kind": "CachedImageSet",
             "metadata": {"name": name},
-            "spec": {"discoveryPolicyRef": {"name": policy}},
+            "spec": spec,
         },
     )
+
+
+async def one_size(
+    cluster: LocalCluster,
+    manager: Manager,
+    client: KubeClient,
+    other: KubeClient,
+    n: int,
+    *,
+    floor_time: float,
+) -> tuple[int, float, float, float]:
+    policy, name = f"bench-policy-{n}", f"bench-set-{n}"
+    await create_policy_and_set(client, policy, name)
     watch = Informer(other, CACHED_IMAGES, label_selector=f"{CACHED_IMAGE_SET_LABEL}={name}")
     watch.start()
     await watch.wait_synced(30)
@@ -264,30 +275,7 @@ async def full_size(cluster: LocalCluster, manager: Manager, client: KubeClient,
         PULL_POLICIES,
         {"apiVersion": PULL_POLICIES.api_version, "kind": "PullPolicy", "metadata": {"name": pull}},
     )
-    await client.create(
-        DISCOVERY_POLICIES,
-        {
-            "apiVersion": DISCOVERY_POLICIES.api_version,
-            "kind": "DiscoveryPolicy",
-            "metadata": {"name": policy},
-            "spec": {
-                "interval": "1h",
-                "topX": 1000,
-                "sources": [
-                    {"type": "prometheus", "prometheus": {"endpoint": "http://127.0.0.1:9", "query": "up"}}
-                ],
-            },
-        },
-    )
-    await client.create(
-        CACHED_IMAGE_SETS,
-        {
-            "apiVersion": CACHED_IMAGE_SETS.api_version,
-            "kind": "CachedImageSet",
-            "metadata": {"name": name},
-            "spec": {"discoveryPolicyRef": {"name": policy}, "pullPolicyRef": {"name": pull}},
-        },
-    )
+    await create_policy_and_set(client, policy, name, pull_policy=pull)
     sets = manager.informer(CACHED_IMAGE_SETS)
     pulls = manager.informer(PULL_POLICIES)
 
