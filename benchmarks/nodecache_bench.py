@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import gc
-import hashlib
 import sys
 import time
 import tracemalloc
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from drop_operator.controllers.common import nodecache  # noqa: E402
 from drop_operator.controllers.common.nodeset import CachedNodes  # noqa: E402
+from tests.infra.legacy import v1_text  # noqa: E402
 
 NODES = 10_000
 IMAGES = 500
@@ -44,21 +44,6 @@ def best_of(runs: int, work: Callable[[], object]) -> float:
         work()
         best = min(best, time.process_time() - start)
     return best
-
-
-def v1_text(pulled: dict[str, float]) -> str:
-    """Version 1's annotation for the same set, uncapped (17 bytes a node plus the header)."""
-
-    def b36(value: int) -> str:
-        digits, out = "0123456789abcdefghijklmnopqrstuvwxyz", ""
-        while True:
-            value, digit = divmod(value, 36)
-            out = digits[digit] + out
-            if not value:
-                return out
-
-    ref = hashlib.sha1(REF.encode(), usedforsecurity=False).hexdigest()[:8]
-    return f"v1;{ref};" + ",".join(f"{k}:{b36(int(t) // 60)}" for k, t in sorted(pulled.items()))
 
 
 def traced(build: Callable[[], object]) -> tuple[object, int]:
@@ -83,7 +68,7 @@ def main() -> None:
         wire = len(base64.b64encode(data))
         print(
             f"  {label:26s} binary {len(data):7d} B ({len(data) / NODES:.2f} B/node)   base64 {wire:7d} B"
-            f"   v1 text {len(v1_text(pulled)):7d} B (v1 kept 5000 nodes)"
+            f"   v1 text {len(v1_text(REF, pulled)):7d} B (v1 kept 5000 nodes)"
         )
     limit_nodes = (nodecache.MAX_RECORD_BYTES - 5) // (len(nodecache.encode(REF, rollout)) / NODES)
     print(f"  bound {nodecache.MAX_RECORD_BYTES} B: ~{limit_nodes:.0f} nodes at the rollout's density")
@@ -115,7 +100,7 @@ def main() -> None:
     )
     # Version 1's memory: per image the dict its decoder built (own key strings and floats).
     sample = 50
-    text = v1_text(rollout)
+    text = v1_text(REF, rollout)
     _, used_dicts = traced(lambda: [nodecache.decode(REF, text) for _ in range(sample)])
     per_dict_fact = used_dicts / (sample * NODES)
     print(

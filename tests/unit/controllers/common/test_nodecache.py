@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import random
 
 import pytest
 
 from drop_operator.controllers.common import nodecache
 from drop_operator.controllers.common.nodeset import CachedNodes
+from tests.infra.legacy import v1_text
 
 REF = "docker.io/library/nginx:1.25"
 T0 = 1_700_000_000.0
@@ -17,21 +17,6 @@ T0 = 1_700_000_000.0
 
 def keys(count: int, prefix: str = "n") -> list[str]:
     return [nodecache.node_key(f"{prefix}{i}") for i in range(count)]
-
-
-def v1_text(reference: str, pulled: dict[str, float]) -> str:
-    """What version 1 wrote into the annotation (``v1;<ref hash>;<key>:<base-36 minutes>,...``)."""
-
-    def b36(value: int) -> str:
-        digits, out = "0123456789abcdefghijklmnopqrstuvwxyz", ""
-        while True:
-            value, digit = divmod(value, 36)
-            out = digits[digit] + out
-            if not value:
-                return out
-
-    ref = hashlib.sha1(reference.encode(), usedforsecurity=False).hexdigest()[:8]
-    return f"v1;{ref};" + ",".join(f"{k}:{b36(int(t // 60))}" for k, t in sorted(pulled.items()))
 
 
 def test_round_trip_at_minute_precision() -> None:
