@@ -58,6 +58,7 @@ from devtools.process import free_port  # noqa: E402
 from drop_operator.controllers.kinds import CACHED_IMAGES  # noqa: E402
 from drop_operator.runtime import KubeClient  # noqa: E402
 from drop_operator.runtime.resources import NAMESPACES, NODES  # noqa: E402
+from tests.infra.imports import RUN_IMPORTS  # noqa: E402
 
 CRD_DIR = ROOT / "manifests" / "crds"
 NAMESPACE = "drop-system"
@@ -67,15 +68,6 @@ _RSS_SNIPPET = (
     "import sys\n"
     "for m in sys.argv[1:]: __import__(m)\n"
     "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')))"
-)
-RUN_IMPORTS = (
-    "drop_operator.cli",
-    "drop_operator.runtime",
-    "drop_operator.controllers.cachedimage",
-    "drop_operator.controllers.cachedimageset",
-    "drop_operator.controllers.discoverypolicy",
-    "drop_operator.controllers.pullpolicy",
-    "drop_operator.controllers.warmup",
 )
 DEPENDENCIES = (
     "kubernetes_asyncio.client",

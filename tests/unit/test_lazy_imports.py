@@ -11,17 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.infra.imports import RUN_IMPORTS
 
-RUN_IMPORTS = (
-    "drop_operator.cli",
-    "drop_operator.runtime",
-    "drop_operator.controllers.cachedimage",
-    "drop_operator.controllers.cachedimageset",
-    "drop_operator.controllers.discoverypolicy",
-    "drop_operator.controllers.pullpolicy",
-    "drop_operator.controllers.warmup",
-)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def loaded_after(code: str) -> set[str]:
