@@ -787,7 +787,7 @@ class CachedImageReconciler:
         if not takers:
             return
         namespace = self.settings.namespace
-        in_flight = len(self.pods.by_index(ACTIVE_POOL_INDEX, label_value(pool)))
+        in_flight = self.pods.index_count(ACTIVE_POOL_INDEX, label_value(pool))
         in_flight += len(gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None))
         room = pacing.max_concurrent_pulls - in_flight
         if room <= 0:
