@@ -26,10 +26,15 @@ V = TypeVar("V")
 
 
 class KeyedMemory(Generic[T]):
-    """One value per key, valid while the key's identity (e.g. uid) stays the same."""
+    """One value per key, valid while the key's identity (e.g. uid) stays the same.
 
-    def __init__(self) -> None:
+    With ``limit``, at most that many values are kept: making one beyond it drops the one used
+    least recently (for memory that only saves work, such as a parse, and is large).
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
         self._items: dict[str, tuple[Hashable, T]] = {}
+        self.limit = limit
 
     def recall(self, key: str, identity: Hashable, make: Callable[[T | None], T]) -> T:
         """The memory of ``key`` if it was made for ``identity``, else ``make(previous or None)``.
@@ -39,8 +44,14 @@ class KeyedMemory(Generic[T]):
         """
         found = self._items.get(key)
         if found is not None and found[0] == identity:
+            if self.limit is not None:
+                self._items[key] = self._items.pop(key)  # most recently used last
             return found[1]
         value = make(found[1] if found is not None else None)
+        if self.limit is not None:
+            self._items.pop(key, None)
+            while self._items and len(self._items) >= self.limit:
+                del self._items[next(iter(self._items))]
         self._items[key] = (identity, value)
         return value
 

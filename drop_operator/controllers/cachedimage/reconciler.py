@@ -117,6 +117,10 @@ admitted under: what admission counts, read without parsing every pod of the poo
 IMAGES_BY_POOL = "cachedimage.pool-of-image"
 """CachedImages by their pacing pool (:func:`pool_of`, on the raw object)."""
 
+_DEFAULT_PACING = Pacing.default()
+
+PARSED_IMAGES = 256
+"""At most this many images are kept parsed between passes (about 10 KiB each)."""
 FLUSH_INTERVAL = 10.0
 """At most one node-record write, and one status write that changes only counts, per image per
 interval while pulls go on."""
@@ -179,6 +183,20 @@ def _material(status: dict[str, object]) -> dict[str, object]:
     return out
 
 
+def _version(obj: Obj) -> tuple[str, str] | None:
+    """An object's (uid, resourceVersion), which name one state of it; None when either is unset."""
+    metadata = obj.get("metadata") or {}
+    uid, version = metadata.get("uid"), metadata.get("resourceVersion")
+    return (str(uid), str(version)) if uid and version else None
+
+
+def _keeps_transitions(previous: CachedImageStatus, built: CachedImageStatus) -> bool:
+    """True when every condition of ``built`` has the status it had in ``previous`` (so it kept
+    that one's transition time, and ``built`` does not depend on when it was built)."""
+    before = {c.type: c.status for c in previous.conditions}
+    return all(before.get(c.type) == c.status for c in built.conditions)
+
+
 def _platform_view(known: KnownPlatforms | None, incompatible: int) -> PlatformView:
     if known is None:
         return PlatformView()
@@ -215,6 +233,12 @@ class CachedImageReconciler:
         self.rand = rand
         self.gates = PoolGates(self.clock.now)
         self.states: KeyedMemory[ImageState] = KeyedMemory()
+        self.images_parsed: KeyedMemory[CachedImage] = KeyedMemory(limit=PARSED_IMAGES)
+        """Images with work left (pulls in flight, or nodes waiting for one), parsed, by (uid,
+        resourceVersion): their passes follow every pod event and every hand-over of room in the
+        pool, and most find the object unchanged. Dropped when the image has nothing left to do."""
+        self.pacings: KeyedMemory[Pacing] = KeyedMemory()
+        """Pools -> their PullPolicy's pacing, by the policy's (uid, resourceVersion)."""
         self.waiting: dict[str, set[str]] = {}
         self.index = TargetIndex()
         """Target nodes by targeting, reported images by node (fed by :meth:`node_event`)."""
@@ -293,7 +317,7 @@ class CachedImageReconciler:
         if obj is None:
             self._forget(key)
             return None
-        image = CachedImage.from_obj(obj)  # parse once
+        image = self._parse(key, obj)  # parse once
         if image.metadata.deleting:
             self._forget(key)  # the garbage collector removes the pods with it
             return None
@@ -378,6 +402,7 @@ class CachedImageReconciler:
         else:
             self.gates.drop_demand(key)
         counts = count_nodes(targets, classes, state, pulling=pulls.active.keys(), started=started)
+        busy = bool(counts.pulling or classes.candidates)  # more passes to come, on the same object
         self.totals.set(key, {s: getattr(counts, s) for s in metrics.STATES})
 
         state.rolling_out, reason, note = rollout_event(
@@ -395,10 +420,13 @@ class CachedImageReconciler:
             pull_policy_problem=pull_policy_problem,
             warming=len(warming),
             platforms=_platform_view(known, len(incompatible)),
+            busy=busy,
         )
         if status_in is not None:
             wakeups.append(status_in)
         wakeups += await self._clean_up(image, state, track, pulls, pulling_now=counts.pulling > 0)
+        if not busy:
+            self.images_parsed.forget(key)
         if pull_policy_problem is None:
             self._hand_over(key, pool, pacing, priority(key, image.spec.rank))
         return Result(requeue_after=max(MIN_REQUEUE, min(wakeups))) if wakeups else None  # next check
@@ -559,13 +587,26 @@ class CachedImageReconciler:
 
     # -- pieces --------------------------------------------------------------------------------------
 
+    def _parse(self, key: str, obj: Obj) -> CachedImage:
+        """The image parsed; reused while uid and resourceVersion hold (see :attr:`images_parsed`)."""
+        version = _version(obj)
+        if version is None:
+            return CachedImage.from_obj(obj)
+        return self.images_parsed.recall(key, version, lambda _: CachedImage.from_obj(obj))
+
     def _pacing(self, pool: str) -> tuple[Pacing, str | None]:
         if pool == DEFAULT_POOL:
-            return Pacing.default(), None
+            return _DEFAULT_PACING, None
         obj = self.policies.get(pool)
         if obj is None:
-            return Pacing.default(), f"PullPolicy {pool!r} does not exist; no pulls start until it does"
-        return Pacing.from_spec(PullPolicy.from_obj(obj).spec), None
+            self.pacings.forget(pool)
+            return _DEFAULT_PACING, f"PullPolicy {pool!r} does not exist; no pulls start until it does"
+
+        def parse(_: Pacing | None) -> Pacing:
+            return Pacing.from_spec(PullPolicy.from_obj(obj).spec)
+
+        version = _version(obj)
+        return (parse(None) if version is None else self.pacings.recall(pool, version, parse)), None
 
     def _recall(self, key: str, image: CachedImage, pacing: Pacing) -> ImageState:
         """Memory for the image; rebuilt from the object when new, recreated, or re-referenced.
@@ -746,7 +787,7 @@ class CachedImageReconciler:
         if not takers:
             return
         namespace = self.settings.namespace
-        in_flight = len(self.pods.by_index(ACTIVE_POOL_INDEX, label_value(pool)))
+        in_flight = self.pods.index_count(ACTIVE_POOL_INDEX, label_value(pool))
         in_flight += len(gate.unseen(lambda name: self.pods.get(f"{namespace}/{name}") is not None))
         room = pacing.max_concurrent_pulls - in_flight
         if room <= 0:
@@ -797,9 +838,41 @@ class CachedImageReconciler:
         pull_policy_problem: str | None,
         warming: int,
         platforms: PlatformView,
+        busy: bool,
     ) -> float | None:
-        """Write status if it changed; returns when to look again if a write was put off."""
+        """Write status if it changed; returns when to look again if a write was put off.
+
+        While the image is ``busy`` (pulls in flight, or nodes waiting for one), many passes feed it
+        what the last one did: then the outcome of that one (:attr:`ImageState.status_memo`) stands,
+        without building and comparing the status again.
+        """
         last_pulled = state.last_pulled.replace(microsecond=0) if state.last_pulled else None
+        version = _version(obj)
+        inputs = (
+            (
+                version,
+                counts,
+                tuple(state.recent),
+                frozenset(failing_nodes),
+                state.digest,
+                last_pulled,
+                pull_policy_problem,
+                warming,
+                platforms,
+            )
+            if busy and version is not None
+            else None
+        )
+        memo, state.status_memo = state.status_memo, None
+        if inputs is not None and memo is not None and memo[0] == inputs:
+            if memo[1] is None:
+                state.status_memo = memo
+                return None
+            if memo[1] == track.status_at:
+                wait = memo[1] + FLUSH_INTERVAL - self.clock.now()
+                if wait > 0:
+                    state.status_memo = memo
+                    return wait
         status = build_status(
             image.status,
             generation=image.metadata.generation,
@@ -814,10 +887,15 @@ class CachedImageReconciler:
         )
         wire = status.to_json()
         digest = wire_digest(wire)
+        # A condition that changes status takes the current second as its transition time: such a
+        # status is built anew on each pass, never taken for the one before.
+        timeless = _keeps_transitions(image.status, status)
         if digest == state.written_status:
+            state.status_memo = (inputs, None) if inputs is not None and timeless else None
             return None
-        stored = CachedImageStatus.model_validate(obj.get("status") or {}).to_json()
+        stored = image.status.to_json()
         if wire == stored:
+            state.status_memo = (inputs, None) if inputs is not None and timeless else None
             return None
         # While pulls go on, counts alone are written at most every FLUSH_INTERVAL; anything else
         # (conditions, failures, targets, the end of the rollout) at once.
@@ -826,6 +904,7 @@ class CachedImageReconciler:
         if counts.pulling and track.status_at is not None and material == since:
             wait = track.status_at + FLUSH_INTERVAL - self.clock.now()
             if wait > 0:
+                state.status_memo = (inputs, track.status_at) if inputs is not None else None
                 return wait
         try:
             await self.client.patch_status(CACHED_IMAGES, image.metadata.name, {"status": wire})
@@ -865,6 +944,7 @@ class CachedImageReconciler:
 
     def _forget(self, key: str) -> None:
         self.states.forget(key)
+        self.images_parsed.forget(key)
         self.gates.drop_demand(key)
         self.passed.discard(key)
         self.index.forget(key)

@@ -12,7 +12,7 @@ Memory is the working copy; the API server holds what must survive a restart, in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -58,6 +58,10 @@ class ImageState:
     """:func:`~.status.wire_digest` of the status last written (the cache may not show it yet)."""
     written_material: bytes | None = None
     """The digest of what of that status may not wait while pulls go on (conditions, targets...)."""
+    status_memo: tuple[Hashable, float | None] | None = None
+    """While the image has work left: what fed the last status built (the object's version and
+    every other input), and what came of it: None when it matched the written or stored status,
+    else the ``status_at`` its write was put off from. See ``CachedImageReconciler._write_status``."""
     written_version: int | None = None
     """``cached.version`` when the record last held exactly ``cached`` (None: not known to)."""
     last_flush: float = 0.0

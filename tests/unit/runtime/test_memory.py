@@ -25,6 +25,17 @@ def test_memory_is_kept_per_key_while_the_identity_holds() -> None:
     assert memory.get("a") is None and list(memory) == []
 
 
+def test_a_limited_memory_drops_the_value_used_least_recently() -> None:
+    memory: KeyedMemory[str] = KeyedMemory(limit=2)
+    memory.recall("a", 1, lambda _: "a1")
+    memory.recall("b", 1, lambda _: "b1")
+    assert memory.recall("a", 1, lambda _: "again") == "a1"  # a used after b
+    memory.recall("c", 1, lambda _: "c1")
+    assert list(memory) == ["a", "c"]
+    memory.recall("a", 2, lambda _: "a2")  # a new identity replaces, never evicts another
+    assert list(memory) == ["c", "a"] and memory.get("a") == "a2"
+
+
 def test_expectations_last_until_seen_or_expired() -> None:
     now = [100.0]
     expect: Expectations[str] = Expectations(ttl=60, clock=lambda: now[0])
