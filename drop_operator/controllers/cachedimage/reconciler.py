@@ -401,6 +401,10 @@ class CachedImageReconciler:
                 wakeups.append(pacing.pull_timeout + deadline_slack(pacing.pull_timeout))
         else:
             self.gates.drop_demand(key)
+        if pull_policy_problem is None:
+            # Before the status and clean-up writes: the room this pass leaves is known now, and
+            # the images waiting for it should not wait for those round trips too.
+            self._hand_over(key, pool, pacing, priority(key, image.spec.rank))
         counts = count_nodes(targets, classes, state, pulling=pulls.active.keys(), started=started)
         busy = bool(counts.pulling or classes.candidates)  # more passes to come, on the same object
         self.totals.set(key, {s: getattr(counts, s) for s in metrics.STATES})
@@ -427,8 +431,6 @@ class CachedImageReconciler:
         wakeups += await self._clean_up(image, state, track, pulls, pulling_now=counts.pulling > 0)
         if not busy:
             self.images_parsed.forget(key)
-        if pull_policy_problem is None:
-            self._hand_over(key, pool, pacing, priority(key, image.spec.rank))
         return Result(requeue_after=max(MIN_REQUEUE, min(wakeups))) if wakeups else None  # next check
 
     # -- steps -------------------------------------------------------------------------------------
@@ -770,9 +772,10 @@ class CachedImageReconciler:
     def _hand_over(self, key: str, pool: str, pacing: Pacing, mine: Priority) -> None:
         """Wake the images waiting for room in ``pool``, best first, as far as there is room now.
 
-        Run at the end of every pass: the pass of an image whose pull ended has taken what it was
-        entitled to, and what is left goes to the waiting images that rank best, at once, instead of
-        to whichever image a pull-ended event happened to wake. An image that is waiting itself
+        Run once a pass has started its pulls, before its status and clean-up writes: the pass of
+        an image whose pull ended has taken what it was entitled to, and what is left goes to the
+        waiting images that rank best, at once, instead of to whichever image a pull-ended event
+        happened to wake, and without waiting for those round trips. An image that is waiting itself
         (room it could not use: its nodes are busy) passes it on only to waiting images ranked after
         it that still could start something, so a chain of hand-overs always ends.
         """
