@@ -164,8 +164,8 @@ def pool_label(pod: Obj) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _names(reference: str, digest: str | None) -> frozenset[str]:
-    return frozenset(reported_names(reference, digest))
+def _names(reference: str, digest: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(reported_names(reference, digest)))
 
 
 def _material(status: dict[str, object]) -> dict[str, object]:

@@ -94,7 +94,9 @@ class TargetIndex:
         self._class_of: dict[str, str] = {}
         self._images_named: dict[str, str | set[str]] = {}
         """Reported name -> the image (most names are one image's), or the set of them."""
-        self._names_of: dict[str, frozenset[str]] = {}
+        self._names_of: dict[str, tuple[str, ...]] = {}
+        """Image -> the names it may be listed under: a tuple (a frozenset is 216 bytes), the
+        caller's own when it passes one (so one per image is kept, not two)."""
         self._tainted: dict[str, set[str]] = {}
         self._dirty: dict[str, set[str]] = {}
 
@@ -198,14 +200,14 @@ class TargetIndex:
                 }
             cls.images.add(image)
             self._class_of[image] = key
-        frozen = frozenset(names)
+        listed_names = names if isinstance(names, tuple) else tuple(dict.fromkeys(names))
         previous = self._names_of.get(image)
-        if previous != frozen:
+        if previous is not listed_names and (previous is None or set(previous) != set(listed_names)):
             for listed in previous or ():
                 self._unname(listed, image)
-            for listed in frozen:
+            for listed in listed_names:
                 self._name(listed, image)
-            self._names_of[image] = frozen
+            self._names_of[image] = listed_names
         return key, self._classes[key].members
 
     def take_dirty(self, image: str) -> set[str]:
