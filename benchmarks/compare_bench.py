@@ -25,7 +25,14 @@ Scenarios (``--scenarios``, default all):
 Requests are counted from the API server's audit log for the operator's own user, CPU and RSS
 from ``/proc`` of its process (see ``harness.py``). Field mapping: ``docs/comparison.md``.
 
-    python benchmarks/compare_bench.py [--go-operator ~/.cache/drop-operator/tools/drop-go-<commit>/manager]
+``--python PATH`` runs drop-operator (this checkout's code) and the bare-interpreter floor with
+another interpreter. For RSS, use a virtualenv with only the runtime dependencies, which is what
+the image ships (``python -m venv V && V/bin/pip install .``): a development environment loads
+more at start (``.pth`` hooks of its tools; structlog imports ``rich`` when it is installed), so
+it reads about 5 MiB higher on the bare interpreter and 2 MiB on the idle operator.
+
+    python benchmarks/compare_bench.py [--python V/bin/python] \
+        [--go-operator ~/.cache/drop-operator/tools/drop-go-<commit>/manager]
 """
 
 from __future__ import annotations
@@ -279,6 +286,12 @@ def main() -> int:
         "--go-operator", type=Path, metavar="PATH", help="corewire/drop manager binary (opt-in)"
     )
     parser.add_argument("--go-crds", type=Path, metavar="DIR", help="its CRDs (default: PATH/../crds)")
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        default=sys.executable,
+        help="drop-operator's interpreter, e.g. a virtualenv's with only the runtime dependencies",
+    )
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help="comma-separated subset of %(default)s"
@@ -290,7 +303,7 @@ def main() -> int:
     args = parser.parse_args()
     configure_logging(level="warning")
 
-    operators = [OperatorUnderTest.ours()]
+    operators = [OperatorUnderTest.ours(args.python)]
     if args.go_operator:
         operators.append(OperatorUnderTest.go(args.go_operator.expanduser(), args.go_crds))
     sizes = Sizes(args.set_images, args.cold_images, args.nodes, args.images, Pacing(5, 20, 20))
@@ -299,7 +312,7 @@ def main() -> int:
     began = time.monotonic()
     loads: list[float] = []
 
-    python_floor = harness.floor_rss_mib([sys.executable, "-c", "import time; time.sleep(60)"])
+    python_floor = harness.floor_rss_mib([args.python, "-c", "import time; time.sleep(60)"])
     idle = harness.go_idle_binary()
     go_floor = harness.floor_rss_mib([str(idle)]) if idle else float("nan")
     floors = {"rss": f"{python_floor:.0f} (python) / {harness.fmt(go_floor, 0)} (Go)"}

@@ -254,10 +254,13 @@ class OperatorUnderTest:
 
     dialect: Dialect
     binary: Path | None = None
+    python: str | None = None
+    """drop-operator's interpreter (``None``: this one's)."""
 
     @classmethod
-    def ours(cls) -> OperatorUnderTest:
-        return cls(Dialect("drop-operator", CRD_DIR, go=False))
+    def ours(cls, python: str | None = None) -> OperatorUnderTest:
+        """drop-operator from this tree, run by ``python`` (default: this interpreter)."""
+        return cls(Dialect("drop-operator", CRD_DIR, go=False), python=python)
 
     @classmethod
     def go(cls, binary: Path, crds: Path | None = None) -> OperatorUnderTest:
@@ -289,6 +292,7 @@ class OperatorUnderTest:
                 log_format="json",
                 # The images are named on hosts that exist nowhere.
                 extra_args=["--no-platform-lookup"],
+                python=self.python,
             )
             cluster.processes["operator"] = op.process  # stopped with the cluster on any exit
             return RunningOperator(op.process, started)

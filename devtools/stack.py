@@ -232,13 +232,18 @@ def start_operator(
     extra_args: Sequence[str] = (),
     ready_timeout: float = 60.0,
     source: Path | None = None,
+    python: str | None = None,
 ) -> OperatorProcess:
     """Start the operator and wait until its ``/readyz`` answers (informers synced).
 
     ``source`` is a directory holding another ``drop_operator`` package (an earlier release's,
-    extracted from git history) to run instead of this checkout's.
+    extracted from git history) to run instead of this checkout's. ``python`` is the interpreter
+    to run it with (default: this one's), e.g. a virtualenv's with only the runtime dependencies;
+    it runs this checkout's package (or ``source``'s) either way, not a copy installed there.
     """
     metrics_port, probe_port = free_port(), free_port()
+    if python is not None and source is None:
+        source = REPO_ROOT
     module = (
         ["-m", "drop_operator"]
         if source is None
@@ -250,7 +255,7 @@ def start_operator(
         ]
     )
     args = [
-        sys.executable,
+        python or sys.executable,
         *module,
         "run",
         f"--kubeconfig={kubeconfig}",

@@ -95,7 +95,9 @@ class Informer:
         self._store: dict[str, Obj] = {}
         self._index_funcs: dict[str, IndexFunc] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {}
-        self._index_values: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._index_values: dict[str, dict[str, str | tuple[str, ...]]] = {}
+        """Index name -> object key -> the values it is filed under: one value as itself, several as
+        a tuple, none not at all (a tuple per object and index costs ~100 bytes of thousands)."""
         self._handlers: list[_Handler] = []
         self._synced = asyncio.Event()
         self._resource_version = ""
@@ -385,14 +387,16 @@ class Informer:
         except Exception:
             log.exception("index function failed", resource=self.label, index=name, key=key)
             values = ()
-        self._index_values[name][key] = values
+        if values:
+            self._index_values[name][key] = values[0] if len(values) == 1 else values
         index = self._indexes[name]
         for value in values:
             index.setdefault(value, set()).add(key)
 
     def _index_remove(self, name: str, key: str) -> None:
         index = self._indexes[name]
-        for value in self._index_values[name].pop(key, ()):
+        stored = self._index_values[name].pop(key, ())
+        for value in (stored,) if isinstance(stored, str) else stored:
             keys = index.get(value)
             if keys is not None:
                 keys.discard(key)

@@ -16,12 +16,17 @@ A pass then classifies only :meth:`Track.check`: the nodes that changed (:meth:`
 the watched and failing ones, the warming ones, and the first fresh ones — enough for any admission.
 A *full* pass (first pass, new state, targeting or platforms, a re-pull due, and a slow periodic
 safety net) classifies every target and rebuilds the track.
+
+A track is kept for every image, and most of its node sets are empty most of the time (no node
+incompatible or watched, every target cached): an empty one is the shared :data:`NO_NODES`, not a
+216-byte ``set`` of its own, and a set is made when a node joins (:func:`_with`, :func:`_without`).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +35,7 @@ from drop_operator.controllers.cachedimage.pacing import repull_due
 from drop_operator.controllers.cachedimage.state import ImageState
 from drop_operator.discovery.platforms import Platform
 
-__all__ = ["FULL_RECHECK", "Track"]
+__all__ = ["FULL_RECHECK", "NO_NODES", "Track"]
 
 FULL_RECHECK = 600.0
 """Seconds between full passes of an image even when no event asked for one: a safety net for what
@@ -38,19 +43,41 @@ events cannot tell (an image listed nowhere on a node whose list stays cut, a lo
 
 Obj = Mapping[str, Any]
 
+NO_NODES: frozenset[str] = frozenset()
+"""The empty node set every track shares (see the module docstring)."""
 
-@dataclass
+
+def _with(nodes: AbstractSet[str], name: str) -> AbstractSet[str]:
+    """``nodes`` with ``name`` added: the same set changed in place, or a new one."""
+    if name in nodes:
+        return nodes
+    out = nodes if isinstance(nodes, set) else set(nodes)
+    out.add(name)
+    return out
+
+
+def _without(nodes: AbstractSet[str], name: str) -> AbstractSet[str]:
+    """``nodes`` without ``name``: the same set changed in place, or :data:`NO_NODES` once empty."""
+    if name not in nodes:
+        return nodes
+    out = nodes if isinstance(nodes, set) else set(nodes)
+    out.discard(name)
+    return out or NO_NODES
+
+
+@dataclass(slots=True)
 class Track:
-    """See the module docstring. ``state`` is the memory the track was built from."""
+    """See the module docstring. ``state`` is the memory the track was built from. The node sets
+    are read-only to callers (they may be :data:`NO_NODES`); ``watch`` is replaced, not changed."""
 
     state: ImageState
     targeting: str
     platforms: frozenset[Platform] | None
-    targets: set[str] = field(default_factory=set)
-    incompatible: set[str] = field(default_factory=set)
-    uncached: set[str] = field(default_factory=set)
+    targets: AbstractSet[str] = NO_NODES
+    incompatible: AbstractSet[str] = NO_NODES
+    uncached: AbstractSet[str] = NO_NODES
     fresh: list[tuple[str, str]] = field(default_factory=list)
-    watch: set[str] = field(default_factory=set)
+    watch: AbstractSet[str] = NO_NODES
     full_at: float = 0.0
     """Wall time of the next full pass (periodic, or the first re-pull that comes due)."""
     unflushed: bool = True
@@ -66,8 +93,8 @@ class Track:
     def rebuild(self, members: Collection[str], nodes: Mapping[str, Obj], keys: Mapping[str, str]) -> None:
         """Every target from scratch (a full pass)."""
         kept, left_out = split_by_platform({n: nodes[n] for n in members if n in nodes}, self.platforms)
-        self.targets = set(kept)
-        self.incompatible = set(left_out)
+        self.targets = set(kept) or NO_NODES
+        self.incompatible = set(left_out) or NO_NODES
         self.refresh(self.targets, keys, rebuild=True)
 
     def apply_dirty(
@@ -81,36 +108,36 @@ class Track:
         for name in dirty:
             node = nodes.get(name)
             if node is None or name not in members:
-                self.targets.discard(name)
-                self.incompatible.discard(name)
-                self.uncached.discard(name)
+                self.targets = _without(self.targets, name)
+                self.incompatible = _without(self.incompatible, name)
+                self.uncached = _without(self.uncached, name)
                 continue
             if self.platforms and not runs_platform(node, self.platforms):
-                self.targets.discard(name)
-                self.uncached.discard(name)
-                self.incompatible.add(name)
+                self.targets = _without(self.targets, name)
+                self.uncached = _without(self.uncached, name)
+                self.incompatible = _with(self.incompatible, name)
                 continue
-            self.incompatible.discard(name)
+            self.incompatible = _without(self.incompatible, name)
             if name not in self.targets:
-                self.targets.add(name)
+                self.targets = _with(self.targets, name)
                 self.refresh((name,), keys)
 
     def refresh(self, names: Iterable[str], keys: Mapping[str, str], *, rebuild: bool = False) -> None:
         """Re-read from ``state`` whether each of ``names`` holds the image (after a pass changed it)."""
         cached, failures = self.state.cached, self.state.failures
         if rebuild:
-            self.uncached = set()
+            self.uncached = NO_NODES
             self.fresh = []
         for name in names:
             if name not in self.targets:
                 continue
             key = keys.get(name)
             if key is not None and key in cached:
-                self.uncached.discard(name)
+                self.uncached = _without(self.uncached, name)
                 continue
             if name in self.uncached and not rebuild:
                 continue
-            self.uncached.add(name)
+            self.uncached = _with(self.uncached, name)
             if key is not None and name not in failures:
                 if rebuild:
                     self.fresh.append((key, name))

@@ -29,6 +29,7 @@ import functools
 import random
 from collections import Counter
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +62,7 @@ from drop_operator.controllers.cachedimage.pacing import (
     priority,
     reserved_slots,
 )
-from drop_operator.controllers.cachedimage.pending import Track
+from drop_operator.controllers.cachedimage.pending import NO_NODES, Track
 from drop_operator.controllers.cachedimage.platforms import LABELS_ONLY, KnownPlatforms, PlatformResolver
 from drop_operator.controllers.cachedimage.pullpods import (
     COMPONENT,
@@ -167,8 +168,8 @@ def pool_label(pod: Obj) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _names(reference: str, digest: str | None) -> frozenset[str]:
-    return frozenset(reported_names(reference, digest))
+def _names(reference: str, digest: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(reported_names(reference, digest)))
 
 
 def _material(status: dict[str, object]) -> dict[str, object]:
@@ -334,7 +335,7 @@ class CachedImageReconciler:
         )
         # Targets from the index; only the nodes that changed or still wait are looked at.
         targeting, members = self.index.register(
-            key, image.spec.node_selector, tolerations, _names(image.reference, state.digest)
+            key, image.spec.node_selector, tolerations, _names(state.reference, state.digest)
         )
         dirty = self.index.take_dirty(key)
         track, full = self._track(key, state, targeting, known, members, dirty, now)
@@ -343,7 +344,7 @@ class CachedImageReconciler:
         pulls = await self._settle_pulls(obj, image, state, pacing, now)  # decide + record results
         warming = warming_nodes(track.targets, image.spec, self.index.tainted)
         if full:
-            check: set[str] = track.targets
+            check: AbstractSet[str] = track.targets
         else:
             fresh = pacing.max_concurrent_nodes + pacing.max_concurrent_pulls + len(pulls.active)
             check = track.check(dirty, fresh=fresh, warming=warming)
@@ -361,7 +362,7 @@ class CachedImageReconciler:
         settled = [p.node for p in pulls.finished]
         track.refresh([*check, *settled], self.index.keys)
         track.unflushed |= bool(settled or classes.reported or classes.gone)
-        track.watch = {*classes.candidates, *classes.recheck}
+        track.watch = {*classes.candidates, *classes.recheck} or NO_NODES
         classes.cached = track.cached_count(pulls.active.keys())
         if full:
             track.plan_full(now, pacing.repull_interval, self.index.keys)
@@ -470,8 +471,8 @@ class CachedImageReconciler:
         for pod in pulls.finished:
             if pod.reference == image.reference and pod.uid not in state.recorded:
                 self._record(obj, state, pod, pacing=pacing)
-                state.recorded.add(pod.uid)
-        state.recorded &= pulls.live_uids
+                state.mark_recorded(pod.uid)
+        state.keep_recorded(pulls.live_uids)
         return pulls
 
     def _pull_pods(self, image: CachedImage) -> list[PullPod]:
@@ -489,7 +490,10 @@ class CachedImageReconciler:
                     continue
                 found = (version, PullPod.parse(raw, now=now))
             now_parsed[uid] = found
-        self.parsed[key] = now_parsed
+        if now_parsed:
+            self.parsed[key] = now_parsed
+        else:  # most images have no pull pod most of the time: no empty dict for each
+            self.parsed.pop(key, None)
         return [pod for _, pod in now_parsed.values()]
 
     async def _start_pulls(
@@ -617,18 +621,19 @@ class CachedImageReconciler:
         fresh process); a changed reference starts from nothing, as nothing is known about it.
         """
         uid = image.metadata.uid or ""
+        reference = image.reference  # one string for the memory and its identity (kept per image)
 
         def load(previous: ImageState | None) -> ImageState:
             return ImageState.load(
                 uid,
-                image.reference,
+                reference,
                 self.records.stored(image),
                 recent=list(image.status.recent_failures) if previous is None else [],
                 pacing=pacing,
                 rand=self.rand,
             )
 
-        return self.states.recall(key, (uid, image.reference), load)
+        return self.states.recall(key, (uid, reference), load)
 
     def _utcnow(self) -> datetime:
         return datetime.fromtimestamp(self.clock.wall(), tz=UTC).replace(microsecond=0)

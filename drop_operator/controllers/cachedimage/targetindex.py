@@ -92,8 +92,11 @@ class TargetIndex:
         self._facts: dict[str, _Facts] = {}
         self._classes: dict[str, _Class] = {}
         self._class_of: dict[str, str] = {}
-        self._images_named: dict[str, set[str]] = {}
-        self._names_of: dict[str, frozenset[str]] = {}
+        self._images_named: dict[str, str | set[str]] = {}
+        """Reported name -> the image (most names are one image's), or the set of them."""
+        self._names_of: dict[str, tuple[str, ...]] = {}
+        """Image -> the names it may be listed under: a tuple (a frozenset is 216 bytes), the
+        caller's own when it passes one (so one per image is kept, not two)."""
         self._tainted: dict[str, set[str]] = {}
         self._dirty: dict[str, set[str]] = {}
 
@@ -147,7 +150,7 @@ class TargetIndex:
             else:
                 concerned = set()
                 for listed in old_names ^ after.names:
-                    concerned |= self._images_named.get(listed, set())
+                    concerned.update(self._named(listed))
             touch(image for image in concerned if name in self._members_of(image))
         for image, nodes in affected.items():
             self._dirty.setdefault(image, set()).update(nodes)
@@ -197,14 +200,14 @@ class TargetIndex:
                 }
             cls.images.add(image)
             self._class_of[image] = key
-        frozen = frozenset(names)
+        listed_names = names if isinstance(names, tuple) else tuple(dict.fromkeys(names))
         previous = self._names_of.get(image)
-        if previous != frozen:
+        if previous is not listed_names and (previous is None or set(previous) != set(listed_names)):
             for listed in previous or ():
-                self._discard(self._images_named, listed, image)
-            for listed in frozen:
-                self._images_named.setdefault(listed, set()).add(image)
-            self._names_of[image] = frozen
+                self._unname(listed, image)
+            for listed in listed_names:
+                self._name(listed, image)
+            self._names_of[image] = listed_names
         return key, self._classes[key].members
 
     def take_dirty(self, image: str) -> set[str]:
@@ -221,7 +224,7 @@ class TargetIndex:
         if current is not None:
             self._leave_class(image, current)
         for listed in self._names_of.pop(image, ()):
-            self._discard(self._images_named, listed, image)
+            self._unname(listed, image)
         self._dirty.pop(image, None)
 
     def classes(self) -> int:
@@ -241,6 +244,29 @@ class TargetIndex:
         cls.images.discard(image)
         if not cls.images:
             del self._classes[key]
+
+    def _named(self, listed: str) -> Iterable[str]:
+        images = self._images_named.get(listed, ())
+        return (images,) if isinstance(images, str) else images
+
+    def _name(self, listed: str, image: str) -> None:
+        images = self._images_named.get(listed)
+        if images is None:
+            self._images_named[listed] = image
+        elif isinstance(images, str):
+            if images != image:
+                self._images_named[listed] = {images, image}
+        else:
+            images.add(image)
+
+    def _unname(self, listed: str, image: str) -> None:
+        images = self._images_named.get(listed)
+        if images == image:
+            del self._images_named[listed]
+        elif isinstance(images, set):
+            images.discard(image)
+            if len(images) == 1:
+                self._images_named[listed] = images.pop()
 
     @staticmethod
     def _discard(index: dict[str, set[str]], key: str, value: str) -> None:

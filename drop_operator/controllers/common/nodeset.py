@@ -18,7 +18,6 @@ times, so code written for the dict it replaces reads it unchanged. Times are ke
 
 from __future__ import annotations
 
-import weakref
 from array import array
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import TypeVar, overload
@@ -102,7 +101,7 @@ TABLE = NodeTable()
 class CachedNodes(MutableMapping[str, float]):
     """Node key -> unix time of its last pull, for one image; 4 bytes per slot of the table."""
 
-    __slots__ = ("__weakref__", "_count", "_table", "_times", "version")
+    __slots__ = ("_count", "_table", "_times", "version")
 
     def __init__(self, items: Iterable[tuple[str, float]] = (), *, table: NodeTable | None = None) -> None:
         self._table = table if table is not None else TABLE
@@ -110,10 +109,15 @@ class CachedNodes(MutableMapping[str, float]):
         self._count = 0
         self.version = 0
         """Bumped by every change, so a writer knows whether what it stored is still current."""
-        # When the set goes, its slots go back to the table (never replace self._times).
-        weakref.finalize(self, self._table.release_all, self._times)
         for key, when in items:
             self[key] = when
+
+    def __del__(self) -> None:
+        # When the set goes, its slots go back to the table. A method, not a weakref.finalize per
+        # set: that costs about 200 bytes for each of thousands of images.
+        times = getattr(self, "_times", None)  # absent if __init__ failed before setting it
+        if times is not None:
+            self._table.release_all(times)
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[int, int]], *, table: NodeTable | None = None) -> CachedNodes:

@@ -75,3 +75,28 @@ def test_index_count_is_the_size_of_an_index_entry() -> None:
     assert informer.index_count("by-node", "n3") == 0
     informer._remove("ns/p0")
     assert informer.index_count("by-node", "n1") == 1
+
+
+def test_an_object_moves_between_index_values_with_none_one_or_several() -> None:
+    informer = _informer()
+    informer.ensure_index("by-label", lambda obj: sorted(obj["metadata"].get("labels") or {}))
+
+    versions = iter(range(1, 100))
+
+    def put(labels: dict[str, str]) -> None:
+        version = str(next(versions))
+        informer._upsert("ns/p", {"metadata": {"name": "p", "resourceVersion": version, "labels": labels}})
+
+    def counts() -> list[int]:
+        return [informer.index_count("by-label", v) for v in ("a", "b", "c")]
+
+    put({"a": "", "b": ""})
+    assert counts() == [1, 1, 0]
+    put({"c": ""})
+    assert counts() == [0, 0, 1]
+    put({})
+    assert counts() == [0, 0, 0]
+    put({"b": ""})
+    assert counts() == [0, 1, 0]
+    informer._remove("ns/p")
+    assert counts() == [0, 0, 0]

@@ -75,6 +75,20 @@ def test_a_node_listing_an_image_concerns_only_that_image() -> None:
     assert index.update(listing(node("a"), "other:1")) == {"one"}
 
 
+def test_a_name_several_images_may_be_listed_under_concerns_each_until_it_leaves() -> None:
+    index = indexed(node("a"))
+    shared = "registry.test/shared:1"
+    for image in ("one", "two", "three"):
+        index.register(image, {}, [], [shared])
+    assert index.update(listing(node("a"), shared)) == {"one", "two", "three"}
+    index.forget("three")
+    index.register("two", {}, [], ["registry.test/two:2"])  # re-referenced
+    assert index.update(listing(node("a"))) == {"one"}
+    index.forget("one")
+    assert index.update(listing(node("a"), shared)) == set()
+    assert index.update(listing(node("a"), "registry.test/two:2")) == {"two"}
+
+
 def test_a_list_becoming_complete_concerns_every_image_targeting_the_node() -> None:
     full = [f"filler:{i}" for i in range(50)]
     index = indexed(listing(node("a"), *full))
