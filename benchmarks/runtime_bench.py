@@ -1,10 +1,15 @@
-"""Runtime benchmarks: informer event throughput, cache memory, per-key reconcile overhead.
+"""Runtime benchmarks: informer event throughput, cache memory, per-key reconcile overhead, client CPU.
 
-Prints numbers; asserts nothing. No server is involved: events are fed straight into the informer's
-event path (decode -> store -> indexes -> handler -> workqueue), so the figures are the runtime's own
-cost per event, not the network's or the API server's.
+Prints numbers; asserts nothing. No server is involved by default: events are fed straight into the
+informer's event path (decode -> store -> indexes -> handler -> workqueue), so the figures are the
+runtime's own cost per event, not the network's or the API server's; watch lines go through the
+client's own decoder.
 
-    python benchmarks/runtime_bench.py [--objects 10000]
+``--requests N`` also starts a local API server (etcd and kube-apiserver, no other component) and
+sends N creates, N merge patches and N GETs of ~2 KiB ConfigMaps through :class:`KubeClient`, 16
+at a time: the figure is this process's CPU per request (the server's CPU is its own process's).
+
+    python benchmarks/runtime_bench.py [--objects 10000] [--requests 2000]
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ import argparse
 import asyncio
 import gc
 import json
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from drop_operator.runtime import Informer, Resource, Result
+from devtools.localcluster import LocalCluster
+from drop_operator.runtime import Informer, KubeClient, Resource, Result
+from drop_operator.runtime.client import _decode_event
 from drop_operator.runtime.controller import Controller
+from drop_operator.runtime.resources import CONFIG_MAPS, NAMESPACES
 from drop_operator.runtime.workqueue import WorkQueue
 
 WIDGET = Resource("bench.example.com", "v1alpha1", "CachedThing", "cachedthings", namespaced=False)
@@ -148,6 +158,64 @@ def bench_memory(n: int) -> None:
     print(f"cache memory    : {per_10k / 2**20:10.1f} MiB RSS per 10 000 objects ({size:.0f} B JSON each)")
 
 
+def bench_watch_decode(n: int) -> None:
+    lines = [json.dumps({"type": "MODIFIED", "object": realistic_cr(i)}).encode() for i in range(n)]
+    started = time.process_time()
+    for line in lines:
+        _decode_event(WIDGET, line)
+    elapsed = time.process_time() - started
+    print(f"watch decode    : {elapsed / n * 1e6:10.1f} µs CPU/event ({len(lines[0])} B lines)")
+
+
+def config_map(i: int, namespace: str) -> dict[str, Any]:
+    """A ConfigMap as nested as a CachedImage's writes: CR metadata, its spec and status as data."""
+    cr = realistic_cr(i)
+    meta = {k: cr["metadata"][k] for k in ("name", "labels", "ownerReferences")}
+    data = {
+        f"{part}.{key}": json.dumps(value) for part in ("spec", "status") for key, value in cr[part].items()
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {**meta, "namespace": namespace},
+        "data": data,
+    }
+
+
+async def bench_requests(kubeconfig: Path, n: int, concurrency: int = 16) -> None:
+    namespace = "bench-requests"
+    async with await KubeClient.connect(str(kubeconfig)) as client:
+        await client.create(
+            NAMESPACES,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        )
+        bodies = [config_map(i, namespace) for i in range(n)]
+        gate = asyncio.Semaphore(concurrency)
+
+        async def limited(coro: Any) -> Any:
+            async with gate:
+                return await coro
+
+        def patch(i: int) -> Any:
+            name = bodies[i]["metadata"]["name"]
+            body = {
+                "metadata": {"annotations": {"bench/round": "1"}},
+                "data": {"status.nodes": f'{{"cached": {i}}}'},
+            }
+            return client.patch(CONFIG_MAPS, name, body, namespace)
+
+        rounds = (
+            ("create", lambda i: client.create(CONFIG_MAPS, bodies[i])),
+            ("merge patch", patch),
+            ("get", lambda i: client.get(CONFIG_MAPS, bodies[i]["metadata"]["name"], namespace)),
+        )
+        for label, call in rounds:
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(limited(call(i)) for i in range(n)))
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            print(f"{label:16s}: {cpu / n * 1e6:10.0f} µs client CPU/request ({n / wall:.0f} req/s)")
+
+
 async def bench_reconcile(n: int, workers: int) -> None:
     done = 0
     finished = asyncio.Event()
@@ -177,9 +245,17 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=0, help="requests per verb to a local API server")
     args = parser.parse_args()
     bench_memory(args.objects)
     await bench_throughput(args.objects)
+    bench_watch_decode(args.objects)
+    if args.requests:
+        with (
+            tempfile.TemporaryDirectory(prefix="drop-runtime-bench-") as tmp,
+            LocalCluster(Path(tmp), with_controller_manager=False) as cluster,
+        ):
+            await bench_requests(cluster.kubeconfig, args.requests)
     for workers in (1, 4):
         await bench_reconcile(args.objects * 2, workers)
 

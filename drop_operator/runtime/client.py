@@ -1,7 +1,12 @@
 """A small dict-in, dict-out Kubernetes client over kubernetes-asyncio's ``ApiClient``.
 
-Everything goes through ``ApiClient.call_api`` on raw REST paths, so core and custom resources share
-one code path and objects stay plain JSON dicts (no generated models to convert back and forth).
+Every request goes to a raw REST path, so core and custom resources share one code path and objects
+stay plain JSON dicts (no generated models to convert back and forth). Of kubernetes-asyncio this
+uses the configuration (auth, TLS, proxy: see :meth:`KubeClient.connect`), its auth settings and its
+aiohttp session, but not ``ApiClient.call_api``, which walks every body and header again per request
+before encoding with :mod:`json`; bodies are encoded and decoded with orjson instead (``docs/scale.md``,
+"CPU per request"). The auth header is still the library's, asked for at each request, so tokens the
+library replaces (exec plugins, ServiceAccount token files) go out as replaced.
 This is also where the library's traps are defused once for everybody:
 
 * every request carries connect and read timeouts (the library's default is to wait forever);
@@ -13,14 +18,15 @@ This is also where the library's traps are defused once for everybody:
 from __future__ import annotations
 
 import copy
-import json
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import aiohttp
 import aiohttp.helpers
+import orjson
 from yarl import URL
 
 from drop_operator.runtime import kubelib
@@ -133,18 +139,33 @@ class KubeClient:
         content_type: str = JSON,
         client_timeout: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send a request and return the response once its headers arrived (body unread)."""
+        """Send a request and return the response once its headers arrived (body unread).
+
+        What ``ApiClient.call_api`` would send: the client's default headers (User-Agent), the auth
+        the configuration gives now, the query urlencoded, and the same proxy and TLS server name;
+        ``body`` goes out as JSON (UTF-8, by orjson) for every content type used here.
+        """
+        api = self._api
+        rest = api.rest_client
+        headers = {"Content-Type": content_type, "Accept": JSON, **api.default_headers}
+        params = list(query or ())
         started = time.monotonic()
         try:
-            resp: aiohttp.ClientResponse = await self._api.call_api(
-                path,
+            # Runs the configuration's refresh hook (token file) and reads the key as the library's
+            # refresh loop (exec plugins) last left it.
+            await api.update_params_for_auth(headers, params, ["BearerToken"])
+            url = self.host + path
+            if params:
+                url += "?" + urlencode(params)
+            resp: aiohttp.ClientResponse = await rest.pool_manager.request(
                 method,
-                query_params=query or [],
-                header_params={"Content-Type": content_type, "Accept": JSON},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=client_timeout or self._timeout(),
+                url,
+                headers=headers,
+                data=None if body is None else _encode(body),
+                timeout=client_timeout or self._timeout(),
+                proxy=rest.proxy or None,
+                proxy_headers=rest.proxy_headers or None,
+                server_hostname=rest.server_hostname or None,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             REST_REQUESTS.labels(code="<error>", method=method).inc()
@@ -177,7 +198,7 @@ class KubeClient:
         finally:
             resp.release()
         try:
-            data: Any = json.loads(raw) if raw else None
+            data: Any = orjson.loads(raw) if raw else None
         except ValueError:
             data = raw.decode("utf-8", "replace")
         if not 200 <= resp.status < 300:
@@ -281,7 +302,7 @@ class KubeClient:
             if resp.status != 200:
                 raw = await resp.read()
                 try:
-                    body: Any = json.loads(raw)
+                    body: Any = orjson.loads(raw)
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
                 raise ApiError.from_status(resp.status, body)
@@ -430,6 +451,11 @@ def _proxy_from_env(configuration: Any) -> None:
         configuration.proxy_headers = {"Proxy-Authorization": auth.encode()}
 
 
+def _encode(body: Any) -> bytes:
+    """``body`` as JSON, like ``json.dumps`` would (non-string keys become strings) but UTF-8, not ASCII."""
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+
+
 def _selectors(label_selector: str | None, field_selector: str | None) -> Query:
     query: Query = []
     if label_selector:
@@ -441,7 +467,7 @@ def _selectors(label_selector: str | None, field_selector: str | None) -> Query:
 
 def _decode_event(res: Resource, line: bytes) -> dict[str, Any]:
     try:
-        event: dict[str, Any] = json.loads(line)
+        event: dict[str, Any] = orjson.loads(line)
     except ValueError as exc:
         raise ApiError(0, "BadWatchEvent", f"undecodable watch line: {line[:200]!r}") from exc
     if event.get("type") == "ERROR":

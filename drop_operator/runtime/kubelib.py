@@ -1,11 +1,11 @@
 """kubernetes-asyncio's transport and configuration loaders, without its generated models.
 
-The operator sends raw requests through ``ApiClient.call_api`` and decodes the JSON itself
-(:mod:`.client`), so of kubernetes-asyncio it uses the configuration loaders (kubeconfig with
-its exec, OIDC and GCP auth, in-cluster ServiceAccount) and the transport. But importing anything
-from the library runs ``kubernetes_asyncio/__init__.py``, which imports every generated API class
-and model: about 1 100 modules, 37 MiB of resident memory and most of a second at start-up, for
-classes this process never instantiates.
+The operator sends raw requests through the ``ApiClient``'s aiohttp session and encodes and decodes
+the JSON itself (:mod:`.client`), so of kubernetes-asyncio it uses the configuration loaders
+(kubeconfig with its exec, OIDC and GCP auth, in-cluster ServiceAccount), the auth settings and the
+transport. But importing anything from the library runs ``kubernetes_asyncio/__init__.py``, which
+imports every generated API class and model: about 1 100 modules, 37 MiB of resident memory and
+most of a second at start-up, for classes this process never instantiates.
 
 :func:`load` imports what is used and nothing else: before the library is imported, the packages
 ``kubernetes_asyncio``, ``kubernetes_asyncio.client`` and ``kubernetes_asyncio.client.models`` are

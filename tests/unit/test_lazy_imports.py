@@ -38,6 +38,7 @@ def test_the_cli_alone_loads_no_runtime_no_controller_and_no_dependency() -> Non
     assert not tops(loaded) & {
         "kubernetes_asyncio",
         "aiohttp",
+        "orjson",
         "pydantic",
         "structlog",
         "yaml",
