@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -161,7 +162,7 @@ class KubeClient:
                 method,
                 url,
                 headers=headers,
-                data=None if body is None else _encode(body),
+                data=None if body is None else _encode(body, content_type),
                 timeout=client_timeout or self._timeout(),
                 proxy=rest.proxy or None,
                 proxy_headers=rest.proxy_headers or None,
@@ -451,9 +452,26 @@ def _proxy_from_env(configuration: Any) -> None:
         configuration.proxy_headers = {"Proxy-Authorization": auth.encode()}
 
 
-def _encode(body: Any) -> bytes:
-    """``body`` as JSON, like ``json.dumps`` would (non-string keys become strings) but UTF-8, not ASCII."""
-    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+def _encode(body: Any, content_type: str = JSON) -> bytes:
+    """``body`` as JSON, like ``json.dumps`` would (non-string keys become strings) but UTF-8, not ASCII.
+
+    An apply patch is read as YAML, which takes JSON but not every character JSON leaves raw: YAML 1.1
+    folds NEL, LS and PS (U+0085, U+2028, U+2029) in a double-quoted string as line breaks and
+    refuses DEL, the C1 controls and the non-characters U+FFFE/U+FFFF (its printable set). Those go
+    out as ``\\uXXXX`` escapes, which YAML reads back as the same character; everything else stays raw,
+    since YAML's ``\\u`` takes no surrogate pairs for characters beyond U+FFFF.
+    """
+    raw = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    if content_type != APPLY_PATCH:
+        return raw
+    text = raw.decode()
+    if _YAML_UNSAFE.search(text) is None:
+        return raw
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+
+
+# Outside YAML's printable set, or a line break to YAML 1.1 (go-yaml, which the API server uses).
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 
 
 def _selectors(label_selector: str | None, field_selector: str | None) -> Query:

@@ -62,6 +62,22 @@ async def test_list_follows_pages_and_fills_kind(kube: KubeClient, namespace: st
     assert all(i["kind"] == "ConfigMap" and i["apiVersion"] == "v1" for i in items)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a\x85b",  # NEL: a line break to YAML 1.1
+        "x \u2028 y \u2029 z",  # line and paragraph separators
+        "a\x7fb\x9f",  # DEL and a C1 control: outside YAML's printable set
+        "\ufeffGrüße \u2013 日本語 🚀",  # a BOM, accents, CJK and a character beyond U+FFFF
+    ],
+)
+async def test_apply_keeps_every_character(kube: KubeClient, namespace: str, value: str) -> None:
+    """An apply patch is parsed as YAML; what JSON leaves raw must still come back unchanged."""
+    applied = await kube.apply(CONFIG_MAPS, cm("chars", namespace, v=value), field_manager="drop-test")
+    assert applied["data"]["v"] == value
+    assert (await kube.get(CONFIG_MAPS, "chars", namespace))["data"]["v"] == value
+
+
 async def test_custom_resource_status_and_apply(kube: KubeClient) -> None:
     await ensure_test_crd(kube)
     name = "cr-status"
