@@ -14,7 +14,6 @@ from drop_operator.controllers.cachedimage.pacing import (
     Pacing,
     PendingPull,
     PoolGates,
-    ahead_of,
     backoff_delay,
     decide_admission,
     priority,
@@ -173,8 +172,6 @@ def test_only_better_ranked_fresh_demands_are_reserved() -> None:
     }
     assert reserved_slots(priority("me", 3), demands, now=100.0) == 2
     assert reserved_slots(priority("top", 0), demands, now=100.0) == 0
-    assert ahead_of(priority("me", 3), demands, now=100.0).keys() == {"top"}
-    assert ahead_of(priority("top", 0), demands, now=100.0) == {}
 
 
 def test_reserved_slots_count_against_the_pool_limit() -> None:
