@@ -42,7 +42,6 @@ __all__ = [
     "PoolGate",
     "PoolGates",
     "Priority",
-    "ahead_of",
     "backoff_delay",
     "decide_admission",
     "priority",
@@ -82,14 +81,9 @@ class Demand:
     """Monotonic seconds when the demand was (re)stated."""
 
 
-def ahead_of(mine: Priority, demands: Mapping[str, Demand], *, now: float) -> dict[str, Demand]:
-    """The demands (by image) ranked before ``mine`` and younger than :data:`DEMAND_TTL`."""
-    return {k: d for k, d in demands.items() if d.priority < mine and now - d.since < DEMAND_TTL}
-
-
 def reserved_slots(mine: Priority, demands: Mapping[str, Demand], *, now: float) -> int:
-    """Pool slots held back for the demands :func:`ahead_of` ``mine``."""
-    return sum(d.slots for d in ahead_of(mine, demands, now=now).values())
+    """Pool slots held back for demands ranked before ``mine`` and younger than :data:`DEMAND_TTL`."""
+    return sum(d.slots for d in demands.values() if d.priority < mine and now - d.since < DEMAND_TTL)
 
 
 @dataclass(frozen=True)

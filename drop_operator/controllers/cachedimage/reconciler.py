@@ -58,7 +58,6 @@ from drop_operator.controllers.cachedimage.pacing import (
     PoolGate,
     PoolGates,
     Priority,
-    ahead_of,
     decide_admission,
     priority,
     reserved_slots,
@@ -781,24 +780,16 @@ class CachedImageReconciler:
         Run once a pass has started its pulls, before its status and clean-up writes: the pass of
         an image whose pull ended has taken what it was entitled to, and what is left goes to the
         waiting images that rank best, at once, instead of to whichever image a pull-ended event
-        happened to wake, and without waiting for those round trips.
-
-        An image that is waiting itself had room it could not use. When better-ranked images have
-        stated a demand, that room was held back for them (:func:`~.pacing.reserved_slots`): it
-        goes to those of them that wait, and to no one else. Otherwise its own nodes are busy, and
-        the room goes to the waiting images ranked after it that still could start something. Each
-        step of a chain of hand-overs so moves one way in rank, and every chain ends.
+        happened to wake, and without waiting for those round trips. An image that is waiting itself
+        (room it could not use: its nodes are busy) passes it on only to waiting images ranked after
+        it that still could start something, so a chain of hand-overs always ends.
         """
         waiting = self.waiting.get(pool)
         if not waiting:
             return
         gate = self.gates.gate(pool)
         if key in waiting:
-            held_for = ahead_of(mine, gate.demands, now=self.clock.now())
-            if held_for:
-                takers = waiting & held_for.keys()
-            else:
-                takers = {o for o in waiting if (d := gate.demands.get(o)) is not None and d.priority > mine}
+            takers = {o for o in waiting if (d := gate.demands.get(o)) is not None and d.priority > mine}
         else:
             takers = waiting - {key}
         if not takers:
